@@ -1,0 +1,1 @@
+"""Request and instance vitals for data ingesters, collected by Celery workers."""
