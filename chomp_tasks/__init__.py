@@ -1,1 +1,34 @@
-"""Request and instance vitals for data ingesters, collected by Celery workers."""
+"""Request and instance vitals for data ingesters, collected by Celery workers.
+
+Ingesters time their HTTP requests with `Monitor` (or send records with
+`monitor_request.delay`); `celery -A chomp_tasks worker` stores them in PostgreSQL, one table
+per resource, and keeps the latest row of each in Redis.
+"""
+
+from chomp_tasks import worker as _worker  # noqa: F401  (worker options and start-up)
+from chomp_tasks.app import app
+from chomp_tasks.errors import (
+    ChompError,
+    ConfigError,
+    InvalidName,
+    InvalidRecord,
+    StorageUnavailable,
+    UnknownMonitor,
+)
+from chomp_tasks.monitor import Monitor
+from chomp_tasks.request_vitals import RequestVitals
+from chomp_tasks.tasks import monitor_request, store_request_batch
+
+__all__ = [
+    "ChompError",
+    "ConfigError",
+    "InvalidName",
+    "InvalidRecord",
+    "Monitor",
+    "RequestVitals",
+    "StorageUnavailable",
+    "UnknownMonitor",
+    "app",
+    "monitor_request",
+    "store_request_batch",
+]

@@ -1,0 +1,77 @@
+"""The chomp-tasks command: migrate the database and read what the workers stored."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+import orjson
+
+from chomp_tasks.config import Settings, get_settings
+from chomp_tasks.errors import ChompError
+
+logger = logging.getLogger(__name__)
+
+
+def _migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from chomp_tasks.storage import migrate
+
+    migrate(settings)
+    print("database schema is up to date")
+    return 0
+
+
+def _last(args: argparse.Namespace, settings: Settings) -> int:
+    from chomp_tasks.last import read_last, split_names
+
+    _print_json(read_last(settings, split_names(args.names)))
+    return 0
+
+
+def _print_json(value: object) -> None:
+    sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+Command = Callable[[argparse.Namespace, Settings], int]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the parser of the chomp-tasks command and its subcommands."""
+    parser = argparse.ArgumentParser(
+        prog="chomp-tasks", description="Request and instance vitals of data ingesters."
+    )
+    parser.add_argument("--verbose", action="store_true", help="log debug details and tracebacks")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    migrate = commands.add_parser(
+        "migrate", help="create the database if missing and apply the migrations"
+    )
+    migrate.set_defaults(run=_migrate)
+
+    last = commands.add_parser("last", help="print the latest row of monitors as JSON")
+    last.add_argument("names", help="monitor names, comma-separated, e.g. BinanceETH_monitor")
+    last.set_defaults(run=_last)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the chomp-tasks command; return its exit status."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    run: Command = args.run
+    try:
+        return run(args, get_settings())
+    except ChompError as exc:
+        if args.verbose:
+            logger.exception("chomp-tasks %s failed", args.command)
+        print(f"chomp-tasks {args.command}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

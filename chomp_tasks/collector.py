@@ -1,0 +1,175 @@
+"""The worker side of request vitals: check records, store them in bulk, then update "last"."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+import sqlalchemy as sa
+
+from chomp_tasks import storage
+from chomp_tasks.cache import LastCache, get_cache
+from chomp_tasks.config import Settings
+from chomp_tasks.errors import InvalidName, InvalidRecord
+from chomp_tasks.names import shorten, table_name
+from chomp_tasks.request_vitals import RequestVitals, parse_record
+
+logger = logging.getLogger(__name__)
+
+# Enough refusals per batch to diagnose a bad producer; the rest are counted, not logged.
+MAX_REFUSALS_LOGGED_PER_BATCH = 5
+
+counters: Counter[str] = Counter()
+"""What this process has stored and refused since it started."""
+
+resources_seen: set[str] = set()
+"""The distinct resources whose vitals this process has stored since it started."""
+
+_schema_ready = False
+_schema_lock = threading.Lock()
+_cache_down = False
+_cache_pending: dict[str, dict[str, Any]] = {}
+
+
+@dataclass
+class BatchOutcome:
+    """What became of the records of one message."""
+
+    stored: int = 0
+    duplicates: int = 0
+    refused: list[str] = field(default_factory=list)
+
+
+def ensure_schema(settings: Settings) -> None:
+    """Apply the migrations once per process, before the first write.
+
+    Raises:
+        StorageUnavailable: PostgreSQL is unreachable; the caller retries later.
+    """
+    global _schema_ready
+    if _schema_ready:
+        return
+    with _schema_lock:
+        if not _schema_ready:
+            storage.migrate(settings)
+            _schema_ready = True
+
+
+def store_records(
+    settings: Settings,
+    raw_records: Sequence[Any],
+    default_ids: Sequence[str | None],
+    cache: LastCache | None = None,
+) -> BatchOutcome:
+    """Check, store and cache the records of one message; refuse the bad ones, keep the rest.
+
+    Raises:
+        StorageUnavailable, sqlalchemy.exc.OperationalError: PostgreSQL failed; nothing of
+            this batch is committed and the caller retries it whole.
+    """
+    outcome = BatchOutcome()
+    now = datetime.now(UTC)
+    good: list[RequestVitals] = []
+    for raw, default_id in zip(raw_records, default_ids, strict=True):
+        try:
+            good.append(parse_record(raw, default_id=default_id, now=now))
+        except InvalidRecord as exc:
+            outcome.refused.append(f"{_describe(raw)}: {exc}")
+
+    ensure_schema(settings)
+    with storage.get_engine(settings).begin() as conn:
+        good = _drop_colliding_names(conn, good, outcome)
+        if good:
+            outcome.stored = storage.insert_request_vitals(conn, good)
+    outcome.duplicates = len(good) - outcome.stored
+
+    _report(outcome)
+    resources_seen.update(r.resource_name for r in good)
+    if good:
+        _update_latest(settings, good, cache)
+    return outcome
+
+
+def _drop_colliding_names(
+    conn: sa.Connection, records: list[RequestVitals], outcome: BatchOutcome
+) -> list[RequestVitals]:
+    refused_names: set[str] = set()
+    for name in {r.resource_name for r in records}:
+        try:
+            storage.ensure_monitor(conn, "resource", name)
+        except InvalidName as exc:
+            refused_names.add(name)
+            outcome.refused.append(f"resource {name!r}: {exc}")
+    if not refused_names:
+        return records
+    return [r for r in records if r.resource_name not in refused_names]
+
+
+def _report(outcome: BatchOutcome) -> None:
+    counters["stored"] += outcome.stored
+    counters["duplicates"] += outcome.duplicates
+    counters["refused"] += len(outcome.refused)
+    for reason in outcome.refused[:MAX_REFUSALS_LOGGED_PER_BATCH]:
+        logger.warning("Record refused: %s", reason)
+    if len(outcome.refused) > MAX_REFUSALS_LOGGED_PER_BATCH:
+        logger.warning(
+            "Batch refused %d more records (%d refused in all by this process)",
+            len(outcome.refused) - MAX_REFUSALS_LOGGED_PER_BATCH,
+            counters["refused"],
+        )
+    logger.debug("Batch stored %d rows, %d duplicates", outcome.stored, outcome.duplicates)
+
+
+def _update_latest(
+    settings: Settings, records: Iterable[RequestVitals], cache: LastCache | None
+) -> None:
+    """Move each monitor's "last" entry forward; a cache outage never loses stored rows.
+
+    Rows that could not be cached wait in this process and go with the next batch, so "last"
+    catches up once Redis is back even for monitors that receive nothing new.
+    """
+    global _cache_down
+    for record in records:
+        monitor = table_name(record.resource_name)
+        held = _cache_pending.get(monitor)
+        if held is None or record.ts > held["ts"]:
+            _cache_pending[monitor] = latest_row(record)
+
+    cache = cache or get_cache(settings)
+    try:
+        cache.put_latest(_cache_pending)
+    except redis.RedisError as exc:
+        if not _cache_down:
+            logger.warning("Cache %s is unreachable, latest rows wait: %s", cache.describe(), exc)
+        _cache_down = True
+        return
+    _cache_pending.clear()
+    if _cache_down:
+        logger.info("Cache %s is reachable again", cache.describe())
+        _cache_down = False
+
+
+def latest_row(record: RequestVitals) -> dict[str, Any]:
+    """Return the stored fields of a record, as "last" serves them."""
+    return {
+        "ts": record.ts,
+        "instance_name": record.instance_name,
+        "field_count": record.field_count,
+        "latency_ms": record.latency_ms,
+        "response_bytes": record.response_bytes,
+        "status_code": record.status_code,
+    }
+
+
+def _describe(raw: object) -> str:
+    if isinstance(raw, Mapping):
+        name = raw.get("resource_name")
+        record_id = raw.get("id")
+        return f"record {shorten(str(name))!r} id={shorten(str(record_id), 40)}"
+    return f"record {shorten(repr(raw), 40)}"

@@ -1,0 +1,127 @@
+"""Monitor: the request timer an ingester wraps around each HTTP request."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime
+
+from chomp_tasks.errors import InvalidName
+from chomp_tasks.names import check_name, table_name
+from chomp_tasks.request_vitals import MAX_INSTANCE_NAME_LENGTH, RequestVitals
+from chomp_tasks.sender import get_sender
+
+_tables: dict[str, str] = {}
+_tables_lock = threading.Lock()
+
+
+def _claim_table(resource_name: str) -> None:
+    """Refuse a second resource name of this process that would land in the same table."""
+    table = table_name(resource_name)
+    with _tables_lock:
+        owner = _tables.setdefault(table, resource_name)
+    if owner != resource_name:
+        raise InvalidName(
+            f"resource name {resource_name!r} would share table {table!r} with {owner!r}; "
+            "use one spelling for both"
+        )
+
+
+class Monitor:
+    """Time the HTTP requests of one resource and hand their vitals to the chomp_tasks workers.
+
+    One Monitor times one request at a time; give each thread that makes requests its own.
+
+    Example:
+        monitor = Monitor("BinanceETH", field_count=5)
+        monitor.start_timer()
+        resp = session.get(url)
+        monitor.stop_timer(len(resp.content), resp.status_code)
+    """
+
+    def __init__(
+        self, resource_name: str, field_count: int = 0, instance_name: str | None = None
+    ) -> None:
+        """Check the names and claim the resource's table for this process.
+
+        Raises:
+            InvalidName: the resource name breaks the naming rule, or another resource name of
+                this process maps to the same table.
+            ValueError: field_count is negative or instance_name is too long.
+        """
+        check_name(resource_name)
+        if isinstance(field_count, bool) or not isinstance(field_count, int) or field_count < 0:
+            raise ValueError(f"field_count must be a whole number >= 0, got {field_count!r}")
+        if instance_name is not None and len(instance_name) > MAX_INSTANCE_NAME_LENGTH:
+            raise ValueError(f"instance_name has more than {MAX_INSTANCE_NAME_LENGTH} characters")
+        _claim_table(resource_name)
+
+        self.resource_name = resource_name
+        self.field_count = field_count
+        self.instance_name = instance_name if instance_name is not None else _default_instance()
+        self.vitals: RequestVitals | None = None
+        self._started_ns: int | None = None
+        self._started_at: datetime | None = None
+
+    def start_timer(self) -> None:
+        """Start timing a request."""
+        self._started_at = datetime.now(UTC)
+        self._started_ns = time.perf_counter_ns()
+
+    def stop_timer(self, response_bytes: int, status_code: int | None = None) -> RequestVitals:
+        """Stop timing, record the request's vitals and hand them to the sender.
+
+        Never waits on the network and never raises because the broker is down: the record is
+        buffered and sent by a background thread.
+
+        Returns:
+            The RequestVitals recorded, also kept as `self.vitals`.
+
+        Raises:
+            RuntimeError: start_timer was not called first.
+        """
+        ended_ns = time.perf_counter_ns()
+        if self._started_ns is None or self._started_at is None:
+            raise RuntimeError(f"Monitor {self.resource_name!r}: stop_timer before start_timer")
+
+        latency_ms = (ended_ns - self._started_ns) / 1e6
+        vitals = RequestVitals(
+            resource_name=self.resource_name,
+            instance_name=self.instance_name,
+            field_count=self.field_count,
+            latency_ms=latency_ms,
+            response_bytes=response_bytes,
+            status_code=status_code,
+            ts=self._started_at,
+        )
+        self._started_ns = None
+        self.vitals = vitals
+        get_sender().submit(vitals)
+        return vitals
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every record buffered in this process is handed to the broker.
+
+        Returns:
+            True if everything was delivered (or dropped for overflow) within the timeout.
+        """
+        return get_sender().flush(timeout)
+
+    @staticmethod
+    def stats() -> dict[str, int]:
+        """Return the sender's counts of accepted, delivered, dropped and buffered records."""
+        return get_sender().stats()
+
+
+_instance_name: str | None = None
+
+
+def _default_instance() -> str:
+    """Return this process's instance name: CHOMP_INSTANCE_NAME, or one derived from the host."""
+    global _instance_name
+    if _instance_name is None:
+        from chomp_tasks.config import get_settings
+        from chomp_tasks.identity import process_instance_name
+
+        _instance_name = process_instance_name(get_settings().instance_name)
+    return _instance_name

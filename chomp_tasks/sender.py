@@ -1,0 +1,196 @@
+"""The background sender that hands buffered request vitals to the broker in batches."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+from collections import deque
+from collections.abc import Callable
+
+from chomp_tasks.config import Settings, get_settings
+from chomp_tasks.request_vitals import RequestVitals
+
+logger = logging.getLogger(__name__)
+
+BACKOFF_START_SECONDS = 0.2
+BACKOFF_MAX_SECONDS = 5.0
+EXIT_FLUSH_SECONDS = 5.0
+
+Publish = Callable[[list[RequestVitals]], None]
+
+
+def publish_batch(batch: list[RequestVitals]) -> None:
+    """Send one batch as a single `store_request_batch` message; raise if the broker refuses."""
+    from chomp_tasks.tasks import store_request_batch
+
+    # argsrepr is given so that Celery does not build a repr of every record on this thread.
+    store_request_batch.apply_async(
+        args=(batch,), argsrepr=f"<{len(batch)} records>", kwargsrepr="{}", retry=False
+    )
+
+
+class Sender:
+    """A bounded buffer of records and the thread that empties it into the broker.
+
+    `submit` is the only method on the ingester's hot path: it appends under a lock and, at
+    most twice per batch, sets an event. Everything that can wait on the network or take
+    time runs on the sender thread, started at the first record.
+    """
+
+    def __init__(self, settings: Settings, publish: Publish = publish_batch) -> None:
+        self.batch_size = settings.batch_size
+        self.batch_age_seconds = settings.batch_age_seconds
+        self._publish = publish
+        self._buffer: deque[RequestVitals] = deque(maxlen=settings.buffer_size)
+        self._lock = threading.Lock()
+        self._arrived = threading.Event()
+        self._full_batch = threading.Event()
+        self._closing = threading.Event()
+        self._progress = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._pending: list[RequestVitals] = []
+        self.accepted = 0
+        self.delivered = 0
+        self.dropped = 0
+        self._dropped_logged = 0
+
+    def submit(self, record: RequestVitals) -> None:
+        """Buffer one record; when the buffer is full the oldest record is dropped and counted."""
+        with self._lock:
+            if len(self._buffer) == self._buffer.maxlen:
+                self.dropped += 1
+            self._buffer.append(record)
+            self.accepted += 1
+            waiting = len(self._buffer)
+            if self._thread is None:
+                self._start()
+        if waiting == 1:
+            self._arrived.set()
+        elif waiting == self.batch_size:
+            self._full_batch.set()
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every record submitted so far is delivered or dropped; False on timeout."""
+        with self._lock:
+            target = self.accepted
+        self._full_batch.set()
+        self._arrived.set()
+        with self._progress:
+            return self._progress.wait_for(
+                lambda: self.delivered + self.dropped >= target, timeout=timeout
+            )
+
+    def close(self, timeout: float = EXIT_FLUSH_SECONDS) -> None:
+        """Flush for at most timeout seconds, then stop the thread; say what was left behind."""
+        if self._thread is None:
+            return
+        if not self.flush(timeout):
+            left = len(self._buffer) + len(self._pending)
+            logger.warning("Sender gave up at exit: %d records were not delivered", left)
+        self._closing.set()
+        self._arrived.set()
+        self._full_batch.set()
+
+    def stats(self) -> dict[str, int]:
+        """Return how many records were accepted, delivered, dropped and are still buffered."""
+        with self._lock:
+            return {
+                "accepted": self.accepted,
+                "delivered": self.delivered,
+                "dropped": self.dropped,
+                "buffered": len(self._buffer) + len(self._pending),
+            }
+
+    def _start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="chomp-sender", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._closing.is_set():
+            self._arrived.wait()
+            self._arrived.clear()
+            # Let a batch form for up to batch_age seconds; a full batch or a flush cuts it short.
+            self._full_batch.wait(self.batch_age_seconds)
+            self._full_batch.clear()
+            self._drain()
+
+    def _drain(self) -> None:
+        backoff = BACKOFF_START_SECONDS
+        failing = False
+        while not self._closing.is_set():
+            if not self._pending:
+                self._pending = self._take()
+                if not self._pending:
+                    return
+            try:
+                self._publish(self._pending)
+            except Exception as exc:
+                if not failing:
+                    logger.warning(
+                        "Broker unreachable, %d records held for retry: %s",
+                        len(self._buffer) + len(self._pending),
+                        exc,
+                    )
+                failing = True
+                self._closing.wait(backoff)
+                backoff = min(backoff * 2, BACKOFF_MAX_SECONDS)
+                continue
+
+            if failing:
+                logger.info("Broker reachable again, delivering held records")
+                failing = False
+                backoff = BACKOFF_START_SECONDS
+            self._settle(len(self._pending))
+
+    def _take(self) -> list[RequestVitals]:
+        with self._lock:
+            count = min(self.batch_size, len(self._buffer))
+            return [self._buffer.popleft() for _ in range(count)]
+
+    def _settle(self, count: int) -> None:
+        self._pending = []
+        with self._progress:
+            self.delivered += count
+            self._progress.notify_all()
+        if self.dropped > self._dropped_logged:
+            logger.warning(
+                "Sender buffer was full: dropped %d oldest records (%d in all)",
+                self.dropped - self._dropped_logged,
+                self.dropped,
+            )
+            self._dropped_logged = self.dropped
+
+
+_sender: Sender | None = None
+_sender_lock = threading.Lock()
+
+
+def get_sender() -> Sender:
+    """Return this process's sender, creating it on first use."""
+    global _sender
+    sender = _sender
+    if sender is not None:
+        return sender
+    with _sender_lock:
+        if _sender is None:
+            _sender = Sender(get_settings())
+            atexit.register(_close_at_exit)
+        return _sender
+
+
+def _close_at_exit() -> None:
+    if _sender is not None:
+        _sender.close()
+
+
+def _forget_after_fork() -> None:
+    # The sender thread does not survive fork; the child starts its own on its first record,
+    # and the parent's buffered records stay the parent's to deliver.
+    global _sender, _sender_lock
+    _sender = None
+    _sender_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)

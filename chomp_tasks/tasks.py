@@ -1,0 +1,100 @@
+"""The Celery tasks that carry request vitals from ingesters to the database."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from celery import Task
+
+from chomp_tasks.app import BATCH_SERIALIZER, app
+from chomp_tasks.config import get_settings
+
+logger = logging.getLogger(__name__)
+
+RETRY_BACKOFF_MAX_SECONDS = 60
+
+
+def _retry_on_outage(task: Task, exc: Exception) -> None:
+    """Put the message back for later with a growing delay; it is never dropped for an outage."""
+    from chomp_tasks.storage.outage import note_outage
+
+    note_outage(exc)
+    countdown = min(RETRY_BACKOFF_MAX_SECONDS, 2 ** min(task.request.retries, 6))
+    raise task.retry(exc=exc, countdown=countdown, max_retries=None)
+
+
+@app.task(bind=True, name="chomp_tasks.monitor_request", typing=False)
+def monitor_request(
+    self: Task,
+    resource_name: str | None = None,
+    latency_ms: float | None = None,
+    response_bytes: int | None = None,
+    status_code: int | None = None,
+    field_count: int | None = None,
+    instance_name: str | None = None,
+    ts: str | None = None,
+    id: str | None = None,
+    **unknown: Any,
+) -> None:
+    """Store the vitals of one HTTP request in `"{resource_name}_monitor"`.
+
+    Args:
+        resource_name: the resource the request was made for, such as "BinanceETH".
+        latency_ms: how long the request took, in milliseconds.
+        response_bytes: the size of the response body.
+        status_code: the HTTP status, or None if no response came back.
+        field_count: how many fields the ingester extracted from the response.
+        instance_name: the ingester instance that made the request.
+        ts: ISO-8601 time of the request; the worker's clock when absent.
+        id: a UUID identifying the record; this task's id when absent, so that a message
+            delivered twice is stored once.
+    """
+    record = {
+        "resource_name": resource_name,
+        "latency_ms": latency_ms,
+        "response_bytes": response_bytes,
+        "status_code": status_code,
+        "field_count": field_count,
+        "instance_name": instance_name,
+        "ts": ts,
+        "id": id,
+        **unknown,
+    }
+    _store(self, [{k: v for k, v in record.items() if v is not None}], [self.request.id])
+
+
+@app.task(bind=True, name="chomp_tasks.store_request_batch", serializer=BATCH_SERIALIZER)
+def store_request_batch(self: Task, records: Any) -> None:
+    """Store a batch of request vitals records sent by `Monitor`, in one write per batch."""
+    if not isinstance(records, list):
+        from chomp_tasks.collector import counters
+
+        counters["refused"] += 1
+        logger.warning("Batch %s refused: records must be a JSON list", self.request.id)
+        return
+
+    base = uuid.UUID(self.request.id) if _is_uuid(self.request.id) else uuid.uuid4()
+    default_ids = [uuid.uuid5(base, str(i)).hex for i in range(len(records))]
+    _store(self, records, default_ids)
+
+
+def _store(task: Task, records: list[Any], default_ids: Sequence[str | None]) -> None:
+    from chomp_tasks.collector import store_records
+    from chomp_tasks.storage.outage import OUTAGE_ERRORS, note_recovery
+
+    try:
+        store_records(get_settings(), records, default_ids)
+    except OUTAGE_ERRORS as exc:
+        _retry_on_outage(task, exc)
+    note_recovery()
+
+
+def _is_uuid(text: object) -> bool:
+    try:
+        uuid.UUID(str(text))
+    except ValueError:
+        return False
+    return True
