@@ -9,7 +9,7 @@ from chomp_tasks.storage.monitors import (
     latest_row,
     list_monitors,
 )
-from chomp_tasks.storage.request_rows import insert_request_vitals, latest_request_row
+from chomp_tasks.storage.request_rows import insert_request_vitals
 from chomp_tasks.storage.schema import migrate
 
 __all__ = [
@@ -21,7 +21,6 @@ __all__ = [
     "forget_known_monitors",
     "get_engine",
     "insert_request_vitals",
-    "latest_request_row",
     "latest_row",
     "list_monitors",
     "migrate",

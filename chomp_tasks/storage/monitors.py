@@ -6,16 +6,15 @@ import logging
 import threading
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 import sqlalchemy as sa
 
 from chomp_tasks.errors import InvalidName, UnknownMonitor
 from chomp_tasks.names import table_name
+from chomp_tasks.storage.kinds import KINDS, Kind
 
 logger = logging.getLogger(__name__)
-
-Kind = Literal["resource", "instance"]
 
 _ENSURE = sa.text("SELECT kind, source_name FROM chomp_ensure_monitor(:kind, :source, :table)")
 _known: dict[str, tuple[str, str]] = {}
@@ -83,9 +82,15 @@ def find_monitor(conn: sa.Connection, name: str) -> MonitorInfo:
 
 def latest_row(conn: sa.Connection, info: MonitorInfo) -> dict[str, Any] | None:
     """Return the newest stored row of a monitor, or None if it has none."""
-    from chomp_tasks.storage.request_rows import latest_request_row
-
-    return latest_request_row(conn, info.source_name)
+    kind = KINDS[info.kind]
+    columns = ", ".join(f.name for f in kind.stored_fields)
+    # Identifiers come from the fixed KINDS table, never from the caller; the name is bound.
+    query = sa.text(
+        f"SELECT {columns} FROM {kind.parent_table} "
+        f"WHERE {kind.key_column} = :key ORDER BY ts DESC LIMIT 1"
+    )
+    row = conn.execute(query, {"key": info.source_name}).one_or_none()
+    return None if row is None else dict(row._mapping)
 
 
 def list_monitors(conn: sa.Connection) -> list[MonitorInfo]:

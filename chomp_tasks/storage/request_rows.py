@@ -3,21 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import sqlalchemy as sa
 from psycopg2.extras import execute_values
 
 from chomp_tasks.request_vitals import RequestVitals
 
-STORED_FIELDS = (
-    "ts",
-    "instance_name",
-    "field_count",
-    "latency_ms",
-    "response_bytes",
-    "status_code",
-)
 # One statement for a whole batch: rows are routed to each resource's partition by PostgreSQL,
 # and a record id seen before (a redelivered message) is skipped by the primary key.
 _INSERT = (
@@ -53,15 +44,3 @@ def insert_request_vitals(conn: sa.Connection, records: Sequence[RequestVitals])
         return inserted
     finally:
         cursor.close()
-
-
-_LATEST = sa.text(
-    f"SELECT {', '.join(STORED_FIELDS)} FROM chomp_request_vitals "
-    "WHERE resource = :r ORDER BY ts DESC LIMIT 1"
-)
-
-
-def latest_request_row(conn: sa.Connection, resource: str) -> dict[str, Any] | None:
-    """Return the newest stored row of a resource, or None if it has none."""
-    row = conn.execute(_LATEST, {"r": resource}).one_or_none()
-    return None if row is None else dict(row._mapping)
