@@ -1,0 +1,78 @@
+"""How a worker checks one record: every bad field is refused with a message naming it."""
+
+import math
+from datetime import UTC, datetime
+
+import pytest
+
+from chomp_tasks import InvalidRecord
+from chomp_tasks.request_vitals import parse_record
+
+GOOD = {
+    "resource_name": "BinanceETH",
+    "latency_ms": 150.5,
+    "response_bytes": 2048,
+    "status_code": 200,
+    "field_count": 5,
+    "instance_name": "ingester-01",
+    "ts": "2026-12-03T12:00:00+00:00",
+    "id": "6f1c1c5e-9d7e-4d44-8f5d-2a3c4b5d6e7f",
+}
+
+
+def test_a_good_record_is_parsed() -> None:
+    record = parse_record(GOOD)
+    assert record.resource_name == "BinanceETH"
+    assert record.ts == datetime(2026, 12, 3, 12, tzinfo=UTC)
+    assert record.id == "6f1c1c5e9d7e4d448f5d2a3c4b5d6e7f"
+
+
+def test_defaults_fill_optional_fields() -> None:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    record = parse_record(
+        {"resource_name": "r", "latency_ms": 1, "response_bytes": 0},
+        default_id="00000000000000000000000000000001",
+        now=now,
+    )
+    assert (record.ts, record.status_code, record.field_count, record.instance_name) == (
+        now,
+        None,
+        0,
+        "",
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"resource_name": "bad name"}, "contains ' '"),
+        ({"resource_name": None}, "missing field.*resource_name"),
+        ({"latency_ms": None}, "missing field.*latency_ms"),
+        ({"latency_ms": "fast"}, "latency_ms must be a number"),
+        ({"latency_ms": math.nan}, "latency_ms must be a finite number"),
+        ({"latency_ms": math.inf}, "latency_ms must be a finite number"),
+        ({"latency_ms": -1.0}, "latency_ms must be a finite number >= 0"),
+        ({"latency_ms": True}, "latency_ms must be a number"),
+        ({"response_bytes": -5}, "response_bytes must be between 0"),
+        ({"response_bytes": 1.5}, "response_bytes must be a whole number"),
+        ({"status_code": 99}, "status_code must be between 100 and 599"),
+        ({"status_code": 600}, "status_code must be between 100 and 599"),
+        ({"status_code": "200"}, "status_code must be an integer"),
+        ({"field_count": -1}, "field_count must be between 0"),
+        ({"instance_name": "i" * 256}, "instance_name .* 256 characters; at most 255"),
+        ({"ts": "yesterday"}, "ts 'yesterday' is not an ISO-8601 timestamp"),
+        ({"ts": 1700000000}, "ts must be an ISO-8601 string"),
+        ({"id": "not-a-uuid"}, "id 'not-a-uuid' is not a UUID"),
+        ({"colour": "blue"}, "unknown field.*'colour'"),
+    ],
+)
+def test_bad_fields_are_refused_with_their_name(change: dict[str, object], message: str) -> None:
+    record = {**GOOD, **change}
+    record = {k: v for k, v in record.items() if v is not None}
+    with pytest.raises(InvalidRecord, match=message):
+        parse_record(record)
+
+
+def test_a_record_that_is_not_an_object_is_refused() -> None:
+    with pytest.raises(InvalidRecord, match="must be a JSON object"):
+        parse_record(["BinanceETH", 1.0])  # type: ignore[arg-type]
