@@ -39,6 +39,10 @@ def collect_counters(root_pid: int, exclude_pids: Collection[int] = ()) -> Count
     A process in `exclude_pids` is left out together with its descendants (the beat child of
     `celery worker -B` is not part of the worker's work). Never blocks to measure.
 
+    Limit: once an excluded child has ended and been reaped, the kernel adds its lifetime CPU
+    to the root's children time, so the interval in which it ends reads too high. The beat
+    child ends only when the worker stops, after its last sample.
+
     Raises:
         ValueError: `root_pid` is not a running process.
     """
