@@ -11,8 +11,10 @@ from chomp_tasks.errors import (
     ChompError,
     ConfigError,
     InvalidName,
+    InvalidQuery,
     InvalidRecord,
     StorageUnavailable,
+    TooManyRows,
     UnknownMonitor,
 )
 from chomp_tasks.monitor import Monitor
@@ -23,10 +25,12 @@ __all__ = [
     "ChompError",
     "ConfigError",
     "InvalidName",
+    "InvalidQuery",
     "InvalidRecord",
     "Monitor",
     "RequestVitals",
     "StorageUnavailable",
+    "TooManyRows",
     "UnknownMonitor",
     "app",
     "monitor_request",

@@ -7,8 +7,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
-import orjson
-
+from chomp_tasks.cli_read import add_read_commands
 from chomp_tasks.config import Settings, get_settings
 from chomp_tasks.errors import ChompError
 
@@ -21,17 +20,6 @@ def _migrate(args: argparse.Namespace, settings: Settings) -> int:
     migrate(settings)
     print("database schema is up to date")
     return 0
-
-
-def _last(args: argparse.Namespace, settings: Settings) -> int:
-    from chomp_tasks.last import read_last, split_names
-
-    _print_json(read_last(settings, split_names(args.names)))
-    return 0
-
-
-def _print_json(value: object) -> None:
-    sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() + "\n")
 
 
 Command = Callable[[argparse.Namespace, Settings], int]
@@ -50,9 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     migrate.set_defaults(run=_migrate)
 
-    last = commands.add_parser("last", help="print the latest row of monitors as JSON")
-    last.add_argument("names", help="monitor names, comma-separated, e.g. BinanceETH_monitor")
-    last.set_defaults(run=_last)
+    add_read_commands(commands)
     return parser
 
 

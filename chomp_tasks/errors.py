@@ -23,3 +23,11 @@ class UnknownMonitor(ChompError, LookupError):
 
 class StorageUnavailable(ChompError):
     """PostgreSQL could not be reached or refused the operation."""
+
+
+class InvalidQuery(ChompError, ValueError):
+    """A read of stored rows has a malformed date, an unknown interval, or an empty time range."""
+
+
+class TooManyRows(ChompError):
+    """A read of stored rows would return more rows than the cap; the range must be narrowed."""
