@@ -5,9 +5,9 @@ from collections.abc import Iterator
 import orjson
 import pytest
 import requests
-from tests.lookup_server import Answer, LookupServer, closed_port_url
 
 from chomp_tasks.geolocation import Geolocation, lookup, merge
+from tests.lookup_server import Answer, LookupServer, closed_port_url
 
 TIMEOUT_SECONDS = 0.5
 HANG_SECONDS = 30.0

@@ -90,7 +90,7 @@ def test_bad_records_are_refused_and_the_good_ones_beside_them_stored(
 def test_a_record_delivered_twice_is_stored_once(settings: Any, engine: sa.Engine) -> None:
     batch = [record("Twice") for _ in range(20)]
     store(settings, batch)
-    again = store(settings, batch[5:] + [record("Twice")])
+    again = store(settings, [*batch[5:], record("Twice")])
 
     assert again.stored == 1
     assert again.duplicates == 15
