@@ -52,7 +52,7 @@ class Settings:
         settings = cls(
             broker_url=reader.text("CHOMP_BROKER_URL", DEFAULT_BROKER_URL),
             redis_url=reader.text("CHOMP_REDIS_URL", DEFAULT_REDIS_URL),
-            database_url=reader.text("CHOMP_DATABASE_URL", DEFAULT_DATABASE_URL),
+            database_url=_with_driver(reader.text("CHOMP_DATABASE_URL", DEFAULT_DATABASE_URL)),
             instance_name=env.get("CHOMP_INSTANCE_NAME") or None,
             queue=reader.text("CHOMP_QUEUE", "chomp_tasks"),
             redis_prefix=reader.text("CHOMP_REDIS_PREFIX", "chomp:"),
@@ -109,6 +109,17 @@ class _Reader:
             limit = f"between {minimum:g} and {maximum:g}" if maximum else f"at least {minimum:g}"
             raise ConfigError(f"{name}={raw!r} must be a number {limit}")
         return value
+
+
+def _with_driver(url: str) -> str:
+    """Name psycopg2, the driver chomp_tasks installs, in a URL that names none.
+
+    SQLAlchemy 2.1 reads a bare postgresql:// as psycopg 3, which is not a dependency.
+    """
+    for bare in ("postgresql://", "postgres://"):
+        if url.startswith(bare):
+            return "postgresql+psycopg2://" + url[len(bare) :]
+    return url
 
 
 def mask_url(url: str) -> str:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import atexit
+import concurrent.futures.thread  # noqa: F401  (see the comment in get_sender)
 import logging
 import os
 import threading
 from collections import deque
 from collections.abc import Callable
 
+from celery import Celery
+
+from chomp_tasks.app import BATCH_SERIALIZER
 from chomp_tasks.config import Settings, get_settings
 from chomp_tasks.request_vitals import RequestVitals
 
@@ -17,18 +21,36 @@ logger = logging.getLogger(__name__)
 BACKOFF_START_SECONDS = 0.2
 BACKOFF_MAX_SECONDS = 5.0
 EXIT_FLUSH_SECONDS = 5.0
+BATCH_TASK = "chomp_tasks.store_request_batch"
 
 Publish = Callable[[list[RequestVitals]], None]
 
 
-def publish_batch(batch: list[RequestVitals]) -> None:
-    """Send one batch as a single `store_request_batch` message; raise if the broker refuses."""
-    from chomp_tasks.tasks import store_request_batch
+def publisher_for(app: Celery) -> Publish:
+    """Return a function that sends one batch as one `store_request_batch` message of app.
 
-    # argsrepr is given so that Celery does not build a repr of every record on this thread.
-    store_request_batch.apply_async(
-        args=(batch,), argsrepr=f"<{len(batch)} records>", kwargsrepr="{}", retry=False
-    )
+    The function raises when the broker cannot take the message; the sender then retries.
+    """
+
+    def publish(batch: list[RequestVitals]) -> None:
+        # argsrepr is given so that Celery does not build a repr of every record.
+        app.send_task(
+            BATCH_TASK,
+            args=(batch,),
+            serializer=BATCH_SERIALIZER,
+            argsrepr=f"<{len(batch)} records>",
+            kwargsrepr="{}",
+            retry=False,
+        )
+
+    return publish
+
+
+def publish_batch(batch: list[RequestVitals]) -> None:
+    """Send one batch through the chomp_tasks Celery app."""
+    from chomp_tasks.app import app
+
+    publisher_for(app)(batch)
 
 
 class Sender:
@@ -168,7 +190,13 @@ _sender_lock = threading.Lock()
 
 
 def get_sender() -> Sender:
-    """Return this process's sender, creating it on first use."""
+    """Return this process's sender, creating it on first use.
+
+    The sender's last flush runs from an atexit hook. The first publish of a process imports
+    the broker client lazily, which imports concurrent.futures.thread, whose import registers a
+    threading exit hook and fails once the interpreter is shutting down; importing it with
+    this module keeps a process that exits right after its first record from losing it.
+    """
     global _sender
     sender = _sender
     if sender is not None:

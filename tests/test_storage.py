@@ -42,12 +42,12 @@ def table_exists(engine: sa.Engine, table: str) -> bool:
 
 
 def test_a_batch_lands_in_the_exact_case_table(settings: Any, engine: sa.Engine) -> None:
-    outcome = store(settings, [record("BinanceETH") for _ in range(250)])
+    outcome = store(settings, [record("BulkFeed") for _ in range(250)])
 
     assert outcome.stored == 250
-    assert count(engine, "BinanceETH_monitor") == 250
+    assert count(engine, "BulkFeed_monitor") == 250
     with engine.connect() as conn:
-        columns = conn.execute(sa.text('SELECT * FROM "BinanceETH_monitor" LIMIT 1')).keys()
+        columns = conn.execute(sa.text('SELECT * FROM "BulkFeed_monitor" LIMIT 1')).keys()
     assert list(columns)[:6] == [
         "ts",
         "instance_name",

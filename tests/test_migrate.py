@@ -1,0 +1,65 @@
+"""chomp-tasks migrate creates a missing database; several at once on an empty one all succeed."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+
+from tests.conftest import RUN_ID
+from tests.services import POSTGRES_URL
+
+
+@pytest.fixture
+def fresh_database() -> Iterator[str]:
+    name = f"chomp_test_{RUN_ID}_fresh"
+    yield name
+    admin = sa.create_engine(f"{POSTGRES_URL}/postgres", poolclass=sa.pool.NullPool)
+    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def test_concurrent_migrations_on_a_missing_database_all_succeed(
+    fresh_database: str, run_env: dict[str, str]
+) -> None:
+    env = {**run_env, "CHOMP_DATABASE_URL": f"{POSTGRES_URL}/{fresh_database}"}
+    command = [sys.executable, "-m", "chomp_tasks.cli", "migrate"]
+    runs = [
+        subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for _ in range(4)
+    ]
+    results = []
+    for run in runs:
+        _, stderr = run.communicate(timeout=120)
+        results.append((run.returncode, stderr.decode()))
+
+    assert [code for code, _ in results] == [0, 0, 0, 0], results
+    engine = sa.create_engine(env["CHOMP_DATABASE_URL"], poolclass=sa.pool.NullPool)
+    with engine.connect() as conn:
+        version = conn.scalar(sa.text("SELECT version_num FROM chomp_alembic_version"))
+        tables = set(
+            conn.scalars(sa.text("SELECT tablename FROM pg_tables WHERE tablename LIKE 'chomp_%'"))
+        )
+    assert version is not None
+    assert {"chomp_monitors", "chomp_request_vitals", "chomp_instance_vitals"} <= tables
+
+
+def test_an_unreachable_server_gives_one_line_without_the_password(
+    run_env: dict[str, str],
+) -> None:
+    env = {**run_env, "CHOMP_DATABASE_URL": "postgresql://chomp:s3cret@127.0.0.1:1/chomp"}
+    result = subprocess.run(
+        [sys.executable, "-m", "chomp_tasks.cli", "migrate"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode == 1
+    assert "unreachable" in result.stderr
+    assert "s3cret" not in result.stderr + result.stdout
+    assert result.stderr.strip().count("\n") == 0

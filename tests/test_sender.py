@@ -1,0 +1,138 @@
+"""The ingester side: stop_timer never waits on the broker, and the buffer is bounded."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+import pytest
+import redis
+
+from chomp_tasks import Monitor, RequestVitals
+from chomp_tasks.config import Settings
+from chomp_tasks.sender import Sender, publisher_for
+from tests.faults import TcpProxy
+
+
+@pytest.fixture
+def broker_proxy() -> Iterator[TcpProxy]:
+    """A path to this run's Redis broker that a test can cut and restore."""
+    proxy = TcpProxy("127.0.0.1", 6379)
+    yield proxy
+    proxy.close()
+
+
+class Broker:
+    """The run's real Redis broker, reached through a proxy, and what reached its queue."""
+
+    def __init__(self, proxy: TcpProxy, queue: str) -> None:
+        from chomp_tasks.app import create_app
+
+        db = Settings.from_mapping(os.environ).broker_url.rsplit("/", 1)[1]
+        broker_url = proxy.url("redis", f"/{db}")
+        self.app = create_app(dataclasses.replace(Settings(), broker_url=broker_url, queue=queue))
+        self.queue = queue
+        self.client = redis.Redis.from_url(Settings.from_mapping(os.environ).broker_url)
+
+        self.publish = publisher_for(self.app)
+
+    def batches(self) -> list[list[str]]:
+        """Return the record ids of each message in the queue, oldest first."""
+        found = []
+        for raw in reversed(self.client.lrange(self.queue, 0, -1)):
+            message = orjson.loads(raw)
+            body = orjson.loads(base64.b64decode(message["body"]))
+            found.append([record["id"] for record in body[0][0]])
+        return found
+
+    def delivered_ids(self) -> list[str]:
+        return [record_id for batch in self.batches() for record_id in batch]
+
+
+def settings(**changes: Any) -> Settings:
+    return dataclasses.replace(Settings(), batch_age_seconds=0.02, **changes)
+
+
+def records(count: int) -> list[RequestVitals]:
+    return [RequestVitals("Feed", latency_ms=1.0, response_bytes=i) for i in range(count)]
+
+
+@pytest.fixture
+def broker(broker_proxy: TcpProxy) -> Iterator[Broker]:
+    broker = Broker(broker_proxy, f"sender-test-{uuid.uuid4().hex[:8]}")
+    yield broker
+    broker.client.delete(broker.queue)
+
+
+def test_records_are_held_while_the_broker_is_down_and_delivered_in_order_after(
+    broker: Broker, broker_proxy: TcpProxy
+) -> None:
+    broker_proxy.set_mode("refuse")
+    sender = Sender(settings(batch_size=50), publish=broker.publish)
+    sent = records(500)
+    for record in sent:
+        sender.submit(record)
+
+    assert not sender.flush(timeout=0.5)
+    broker_proxy.set_mode("open")
+    assert sender.flush(timeout=15)
+    assert broker.delivered_ids() == [r.id for r in sent]
+    assert max(len(batch) for batch in broker.batches()) <= 50
+    assert sender.stats() == {"accepted": 500, "delivered": 500, "dropped": 0, "buffered": 0}
+
+
+def test_overflow_drops_the_oldest_records_and_counts_them(
+    broker: Broker, broker_proxy: TcpProxy, caplog: pytest.LogCaptureFixture
+) -> None:
+    broker_proxy.set_mode("refuse")
+    sender = Sender(settings(batch_size=10, buffer_size=1000), publish=broker.publish)
+    sent = records(2500)
+    for record in sent:
+        sender.submit(record)
+    broker_proxy.set_mode("open")
+
+    assert sender.flush(timeout=15)
+    stats = sender.stats()
+    delivered = broker.delivered_ids()
+    assert stats["dropped"] == 2500 - len(delivered) > 0
+    # What survives is the one batch taken before the outage was seen, then the newest ones.
+    assert delivered[-1000:] == [r.id for r in sent[-1000:]]
+    assert "dropped" in caplog.text
+
+
+def test_stop_timer_returns_at_once_with_the_broker_unreachable() -> None:
+    from chomp_tasks.app import create_app
+    from chomp_tasks.sender import get_sender
+
+    # A port nothing listens on: each publish attempt fails in the sender thread.
+    closed = create_app(dataclasses.replace(Settings(), broker_url="redis://127.0.0.1:1/0"))
+    sender = get_sender()
+    original = sender._publish
+    sender._publish = publisher_for(closed)  # type: ignore[method-assign]
+    try:
+        monitor = Monitor("Unreachable", field_count=2)
+        started = time.perf_counter()
+        for _ in range(1000):
+            monitor.start_timer()
+            vitals = monitor.stop_timer(10, 200)
+        elapsed = time.perf_counter() - started
+        assert vitals.resource_name == "Unreachable" and vitals.status_code == 200
+        assert monitor.vitals is vitals
+        assert not monitor.flush(timeout=0.3)
+        assert monitor.stats()["buffered"] >= 1
+        # Not a speed assertion: a thousand calls that waited on a connection would take minutes.
+        assert elapsed < 5
+    finally:
+        sender._publish = original  # type: ignore[method-assign]
+        sender.flush(timeout=10)
+
+
+def test_stop_timer_before_start_timer_says_what_to_do() -> None:
+    with pytest.raises(RuntimeError, match="stop_timer before start_timer"):
+        Monitor("Unstarted").stop_timer(1, 200)
