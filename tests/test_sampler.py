@@ -168,7 +168,8 @@ def test_disk_writes_show_in_disk_usage(spawn: Spawn, tmp_path: Path) -> None:
         pytest.skip("this system does not report per-process I/O counters")
     disk = rates(before, after, CPU_COUNT).disk_usage
     assert disk is not None
-    assert disk * (after.wall_time - before.wall_time) >= WRITE_BYTES
+    # The rate times the interval gives back the bytes, less floating-point rounding.
+    assert disk * (after.wall_time - before.wall_time) >= WRITE_BYTES * 0.999
 
 
 def test_reaped_child_stays_in_the_tree_counted_once(spawn: Spawn, tmp_path: Path) -> None:
