@@ -5,12 +5,13 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 from tests.conftest import RUN_ID
-from tests.services import POSTGRES_URL
+from tests.services import POSTGRES_URL, Worker, start_worker, wait_for
 
 
 @pytest.fixture
@@ -63,3 +64,33 @@ def test_an_unreachable_server_gives_one_line_without_the_password(
     assert "unreachable" in result.stderr
     assert "s3cret" not in result.stderr + result.stdout
     assert result.stderr.strip().count("\n") == 0
+
+
+def test_two_workers_starting_on_a_missing_database_both_come_up_and_store(
+    fresh_database: str, run_env: dict[str, str], tmp_path: Path, workers: list[Worker]
+) -> None:
+    env = {
+        **run_env,
+        "CHOMP_DATABASE_URL": f"{POSTGRES_URL}/{fresh_database}",
+        "CHOMP_QUEUE": f"chomp_test_{RUN_ID}_fresh",
+    }
+    pair = [start_worker(env, tmp_path, f"fresh-{n}-{RUN_ID}") for n in (1, 2)]
+    workers.extend(pair)
+    for worker in pair:
+        worker.wait_ready()
+
+    produce = [sys.executable, "-m", "tests.produce", "FreshStart", "200"]
+    subprocess.run(produce, env=env, check=True, capture_output=True, timeout=60)
+
+    engine = sa.create_engine(env["CHOMP_DATABASE_URL"], poolclass=sa.pool.NullPool)
+
+    def stored() -> int:
+        with engine.connect() as conn:
+            if conn.scalar(sa.text("SELECT to_regclass('\"FreshStart_monitor\"')")) is None:
+                return 0
+            return int(conn.scalar(sa.text('SELECT count(*) FROM "FreshStart_monitor"')))
+
+    wait_for(lambda: stored() == 200, what="200 rows in the new database")
+    for worker in pair:
+        assert "Traceback" not in worker.log()
+    engine.dispose()
