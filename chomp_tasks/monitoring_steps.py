@@ -1,0 +1,181 @@
+"""What `celery worker --monitored` adds to a worker: its identity, own queue and timers.
+
+One row per worker per interval comes from the worker itself, not from beat. A timer in the
+worker's main process sends `collect_instance_vitals` at each interval boundary to a queue
+that only this worker consumes, and a pool process takes the sample. So:
+
+- every monitored worker samples itself, with or without `-B`, over Redis or RabbitMQ alike,
+  with no fanout exchange (which the Redis transport only delivers when the producer has
+  declared it) and no single-active beat to elect;
+- several workers started with `-B` cannot duplicate a sample, since no beat sends it;
+- should a message still come twice (a redelivery after a crash), the row's ts is the
+  interval's boundary and the table's key (instance_name, ts) keeps the first one only.
+
+The embedded beat child is a child of the main process but no part of the worker's work, so
+its pid is excluded from the sampled tree.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from typing import Any
+
+import redis
+from celery import bootsteps
+from kombu.entity import Queue
+
+from chomp_tasks.config import Settings, get_settings
+from chomp_tasks.errors import ConfigError
+from chomp_tasks.identity import Instance, instance_for_node
+from chomp_tasks.instance_tasks import collect_instance_vitals, instance_args, refresh_geolocation
+from chomp_tasks.instance_vitals import prime
+from chomp_tasks.names import table_name
+from chomp_tasks.resource_tally import start_tally
+
+logger = logging.getLogger(__name__)
+
+# A sample message still waiting after this many intervals is dropped: its interval's row
+# would be late, and the next message brings a fresh sample anyway.
+VITALS_EXPIRY_INTERVALS = 5
+
+
+def own_queue(settings: Settings, node_name: str) -> str:
+    """Return the queue only the worker `node_name` consumes, for its own samples."""
+    return f"{settings.queue}.instance.{node_name}"
+
+
+class MonitoredWorker(bootsteps.Step):  # type: ignore[misc]
+    """Give a --monitored worker its identity, its own queue and an empty resource count.
+
+    Runs while the worker is built, before the pool forks, so that pool processes inherit
+    the resource count's key and the consumer starts with the queue.
+    """
+
+    def __init__(self, worker: Any, monitored: bool = False, **kw: Any) -> None:
+        worker.chomp_instance = None
+        if monitored:
+            settings = get_settings()
+            instance = _identity(worker.hostname, settings)
+            worker.chomp_instance = instance
+            # auto_delete: the queue of a worker that stops goes away with it on RabbitMQ.
+            queue = own_queue(settings, worker.hostname)
+            worker.app.amqp.queues.select_add(Queue(queue, routing_key=queue, auto_delete=True))
+            start_tally(settings, instance.name)
+            logger.info(
+                "Instance %r: vitals every %g s into %r",
+                instance.name,
+                settings.vitals_interval_seconds,
+                table_name(instance.name),
+            )
+        super().__init__(worker, **kw)
+
+
+def _identity(node_name: str, settings: Settings) -> Instance:
+    try:
+        return instance_for_node(node_name, settings.instance_name)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+class VitalsTimer(bootsteps.StartStopStep):  # type: ignore[misc]
+    """Send this worker's vitals and geolocation tasks to its own queue, on time."""
+
+    requires = ("celery.worker.consumer.tasks:Tasks",)
+
+    def __init__(self, consumer: Any, **kw: Any) -> None:
+        self._entries: dict[str, Any] = {}
+        self._queue = ""
+        self._primed = False
+        self._send_failed = False
+        super().__init__(consumer, **kw)
+
+    def start(self, consumer: Any) -> None:
+        """Prime the counters once, then arm the timers (again after a reconnection)."""
+        worker = consumer.controller
+        instance: Instance | None = getattr(worker, "chomp_instance", None)
+        if instance is None:
+            return
+
+        settings = get_settings()
+        self._queue = own_queue(settings, worker.hostname)
+        if not self._primed:
+            self._prime(settings, instance, worker)
+        self._arm_vitals(consumer, settings, instance, time.time() + _first_delay(settings))
+        self._send_geolocation(consumer, settings, instance)
+
+    def stop(self, consumer: Any) -> None:
+        """Cancel the timers; a reconnection arms them again."""
+        for entry in self._entries.values():
+            entry.cancel()
+        self._entries.clear()
+
+    shutdown = stop
+
+    def _prime(self, settings: Settings, instance: Instance, worker: Any) -> None:
+        self._primed = True
+        try:
+            prime(settings, instance.name, os.getpid(), _excluded(worker))
+        except (redis.RedisError, ValueError) as exc:
+            logger.warning(
+                "Instance %r: start-up sample failed, first row is a gap: %s", instance.name, exc
+            )
+
+    def _arm_vitals(
+        self, consumer: Any, settings: Settings, instance: Instance, after: float
+    ) -> None:
+        """Fire at the first interval boundary past `after`, for the interval just ended."""
+        interval = settings.vitals_interval_seconds
+        boundary = math.ceil(after / interval) * interval
+        self._entries["vitals"] = consumer.timer.call_after(
+            max(0.0, boundary - time.time()),
+            self._send_vitals,
+            (consumer, settings, instance, boundary),
+        )
+
+    def _send_vitals(
+        self, consumer: Any, settings: Settings, instance: Instance, boundary: float
+    ) -> None:
+        # Armed first, so a failed send never ends the schedule; a late timer skips ahead.
+        self._arm_vitals(consumer, settings, instance, max(boundary, time.time()) + 1e-3)
+        interval = settings.vitals_interval_seconds
+        args = {
+            "instance": instance_args(instance),
+            "slot": boundary - interval,
+            "root_pid": os.getpid(),
+            "exclude_pids": _excluded(consumer.controller),
+        }
+        self._send(collect_instance_vitals, args, interval * VITALS_EXPIRY_INTERVALS)
+
+    def _send_geolocation(self, consumer: Any, settings: Settings, instance: Instance) -> None:
+        refresh = settings.geo_refresh_seconds
+        self._entries["geo"] = consumer.timer.call_after(
+            refresh, self._send_geolocation, (consumer, settings, instance)
+        )
+        self._send(refresh_geolocation, {"instance": instance_args(instance)}, refresh)
+
+    def _send(self, task: Any, kwargs: dict[str, Any], expires: float) -> None:
+        """Publish to this worker's own queue; a failure is logged once until a send succeeds."""
+        try:
+            task.apply_async(kwargs=kwargs, queue=self._queue, expires=expires)
+        except Exception as exc:
+            if not self._send_failed:
+                logger.warning("Queue %r: %s not sent: %s", self._queue, task.name, exc)
+            self._send_failed = True
+            return
+        self._send_failed = False
+        logger.debug("Queue %r: %s sent", self._queue, task.name)
+
+
+def _first_delay(settings: Settings) -> float:
+    """Leave half an interval after priming, so the first rate is not over a sliver of time."""
+    return settings.vitals_interval_seconds / 2
+
+
+def _excluded(worker: Any) -> list[int]:
+    """Return the pids of the worker's children that are not its pool: the embedded beat."""
+    beat = getattr(worker, "beat", None)
+    pid = getattr(beat, "pid", None)
+    return [pid] if isinstance(pid, int) else []
