@@ -23,7 +23,6 @@ import os
 import time
 from typing import Any
 
-import redis
 from celery import bootsteps
 from kombu.entity import Queue
 
@@ -31,9 +30,7 @@ from chomp_tasks.config import Settings, get_settings
 from chomp_tasks.errors import ConfigError
 from chomp_tasks.identity import Instance, instance_for_node
 from chomp_tasks.instance_tasks import collect_instance_vitals, instance_args, refresh_geolocation
-from chomp_tasks.instance_vitals import prime
 from chomp_tasks.names import table_name
-from chomp_tasks.resource_tally import start_tally
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +52,9 @@ class MonitoredWorker(bootsteps.Step):  # type: ignore[misc]
     """
 
     def __init__(self, worker: Any, monitored: bool = False, **kw: Any) -> None:
+        # Imported here: an ingester importing chomp_tasks never loads Redis or psutil.
+        from chomp_tasks.resource_tally import start_tally
+
         worker.chomp_instance = None
         if monitored:
             settings = get_settings()
@@ -115,6 +115,10 @@ class VitalsTimer(bootsteps.StartStopStep):  # type: ignore[misc]
     shutdown = stop
 
     def _prime(self, settings: Settings, instance: Instance, worker: Any) -> None:
+        import redis
+
+        from chomp_tasks.instance_vitals import prime
+
         self._primed = True
         try:
             prime(settings, instance.name, os.getpid(), _excluded(worker))
