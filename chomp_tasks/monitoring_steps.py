@@ -37,6 +37,8 @@ logger = logging.getLogger(__name__)
 # A sample message still waiting after this many intervals is dropped: its interval's row
 # would be late, and the next message brings a fresh sample anyway.
 VITALS_EXPIRY_INTERVALS = 5
+# Long enough for the sample sent at an interval's boundary to have reached a pool process.
+GEO_AFTER_SAMPLE_SECONDS = 1.0
 
 
 def own_queue(settings: Settings, node_name: str) -> str:
@@ -89,6 +91,7 @@ class VitalsTimer(bootsteps.StartStopStep):  # type: ignore[misc]
         self._entries: dict[str, Any] = {}
         self._queue = ""
         self._primed = False
+        self._next_geo = 0.0
         self._send_failed = False
         super().__init__(consumer, **kw)
 
@@ -101,10 +104,14 @@ class VitalsTimer(bootsteps.StartStopStep):  # type: ignore[misc]
 
         settings = get_settings()
         self._queue = own_queue(settings, worker.hostname)
-        if not self._primed:
+        first_start = not self._primed
+        if first_start:
             self._prime(settings, instance, worker)
-        self._arm_vitals(consumer, settings, instance, time.time() + _first_delay(settings))
-        self._send_geolocation(consumer, settings, instance)
+            self._next_geo = time.time()
+        # Half an interval after priming, so the first rate is not over a sliver of time.
+        after = time.time() + (settings.vitals_interval_seconds / 2 if first_start else 0.0)
+        self._arm_vitals(consumer, settings, instance, after)
+        self._arm_geolocation(consumer, settings, instance)
 
     def stop(self, consumer: Any) -> None:
         """Cancel the timers; a reconnection arms them again."""
@@ -153,11 +160,17 @@ class VitalsTimer(bootsteps.StartStopStep):  # type: ignore[misc]
         }
         self._send(collect_instance_vitals, args, interval * VITALS_EXPIRY_INTERVALS)
 
+    def _arm_geolocation(self, consumer: Any, settings: Settings, instance: Instance) -> None:
+        self._entries["geo"] = consumer.timer.call_after(
+            max(0.0, self._next_geo - time.time()),
+            self._send_geolocation,
+            (consumer, settings, instance),
+        )
+
     def _send_geolocation(self, consumer: Any, settings: Settings, instance: Instance) -> None:
         refresh = settings.geo_refresh_seconds
-        self._entries["geo"] = consumer.timer.call_after(
-            refresh, self._send_geolocation, (consumer, settings, instance)
-        )
+        self._next_geo = _just_after_a_sample(time.time() + refresh, settings)
+        self._arm_geolocation(consumer, settings, instance)
         self._send(refresh_geolocation, {"instance": instance_args(instance)}, refresh)
 
     def _send(self, task: Any, kwargs: dict[str, Any], expires: float) -> None:
@@ -173,9 +186,17 @@ class VitalsTimer(bootsteps.StartStopStep):  # type: ignore[misc]
         logger.debug("Queue %r: %s sent", self._queue, task.name)
 
 
-def _first_delay(settings: Settings) -> float:
-    """Leave half an interval after priming, so the first rate is not over a sliver of time."""
-    return settings.vitals_interval_seconds / 2
+def _just_after_a_sample(when: float, settings: Settings) -> float:
+    """Return a moment just after the first sample due at or after `when`.
+
+    A location lookup can take up to 6 x its timeout (18 s). Sent just after a sample, it has a
+    whole interval to end before the next one, so even a pool of a single process never holds
+    a sample behind a hanging lookup while the interval is longer than that; the default 30 s
+    is. With a shorter interval and one pool process, a sample can wait up to 18 s, and its
+    row still carries its own interval's ts.
+    """
+    interval = settings.vitals_interval_seconds
+    return math.ceil(when / interval) * interval + GEO_AFTER_SAMPLE_SECONDS
 
 
 def _excluded(worker: Any) -> list[int]:
