@@ -19,32 +19,29 @@ def instance_args(instance: Instance) -> dict[str, Any]:
 
 
 @app.task(name="chomp_tasks.collect_instance_vitals", typing=False)
-def collect_instance_vitals(
-    instance: dict[str, Any], slot: float, root_pid: int, exclude_pids: list[int]
-) -> None:
-    """Sample one worker's vitals and store the row of the interval that starts at `slot`.
+def collect_instance_vitals(instance: dict[str, Any], slot: float, figures: dict[str, Any]) -> None:
+    """Store the vitals a worker measured for the interval that starts at `slot`.
 
     Args:
         instance: the worker's identity, as `instance_args` gives it.
         slot: start of the interval, in seconds since the epoch; the row's ts.
-        root_pid: the worker's main process, sampled with its pool children.
-        exclude_pids: children left out with their descendants, such as the embedded beat.
+        figures: the columns cpu_usage to host_network_usage, null where there is no figure.
     """
     from chomp_tasks.collector import ensure_schema
-    from chomp_tasks.instance_vitals import take_sample
+    from chomp_tasks.instance_vitals import store_sample
     from chomp_tasks.storage.outage import OUTAGE_ERRORS, note_outage, note_recovery
 
     settings = get_settings()
     who = Instance(**instance)
     try:
         ensure_schema(settings)
-        take_sample(settings, who, slot, root_pid, exclude_pids)
+        store_sample(settings, who, slot, figures)
     except OUTAGE_ERRORS as exc:
-        # The next interval brings a fresh sample; a retry would only store a stale one.
+        # The next interval brings its own row; a retry would pile up behind the outage.
         note_outage(exc)
         return
     except ValueError as exc:
-        logger.warning("Instance %r: no sample: %s", who.name, exc)
+        logger.warning("Instance %r: vitals row refused: %s", who.name, exc)
         return
     note_recovery()
 

@@ -1,8 +1,9 @@
-"""Take one sample of a worker's vitals and store it as one row of `"{instance}_monitor"`.
+"""Measure a worker's vitals in its main process; store each interval's row from a pool process.
 
-The counters of the previous sample wait in Redis, so whichever pool process runs the next
-sample can turn the two into rates. The row's ts is the start of the interval the sample
-closes, which makes a second sample of the same interval a no-op in the table.
+The main process snapshots its tree at each interval boundary and turns the previous snapshot
+and this one into figures, so a sample is taken on time even while every pool process is busy
+with long tasks; only the storing waits for a free one. The row's ts is the start of the
+interval the figures cover, which makes a second delivery of the same sample a no-op.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ import logging
 import math
 import os
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
+from dataclasses import fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,6 +24,7 @@ from chomp_tasks import storage
 from chomp_tasks.cache import get_cache
 from chomp_tasks.config import Settings
 from chomp_tasks.counters import Counters
+from chomp_tasks.errors import InvalidRecord
 from chomp_tasks.identity import Instance
 from chomp_tasks.rates import Rates, rates
 from chomp_tasks.resource_tally import count_resources
@@ -29,16 +32,9 @@ from chomp_tasks.sampler import collect_counters
 
 logger = logging.getLogger(__name__)
 
-# Counters older than a few intervals describe a worker that has since stopped; a later start
-# primes its own. The expiry only keeps Redis from holding those of workers gone for good.
-COUNTERS_TTL_INTERVALS = 10
+FIGURE_NAMES = frozenset(field.name for field in fields(Rates))
 
 _cache_down = False
-
-
-def counters_key(settings: Settings, instance_name: str) -> str:
-    """Return the Redis key of the latest counters of a worker."""
-    return f"{settings.redis_prefix}vitals:counters:{instance_name}"
 
 
 def slot_start(wall_time: float, interval_seconds: float) -> float:
@@ -46,77 +42,86 @@ def slot_start(wall_time: float, interval_seconds: float) -> float:
     return math.floor(wall_time / interval_seconds) * interval_seconds
 
 
-def prime(
-    settings: Settings, instance_name: str, root_pid: int, exclude_pids: Collection[int]
-) -> None:
-    """Store a first counters snapshot, so that the first sample after a start has real rates.
+def measure(
+    name: str, previous: Counters | None, root_pid: int, exclude_pids: Collection[int]
+) -> tuple[Counters, Rates]:
+    """Snapshot the tree under `root_pid` and return it with the figures since `previous`.
 
-    Raises:
-        redis.RedisError: Redis is unreachable; the first sample will then be a gap.
-    """
-    current = collect_counters(root_pid, exclude_pids)
-    ttl = int(settings.vitals_interval_seconds * COUNTERS_TTL_INTERVALS)
-    get_cache(settings).client.set(counters_key(settings, instance_name), current.to_json(), ex=ttl)
-
-
-def take_sample(
-    settings: Settings,
-    instance: Instance,
-    slot: float,
-    root_pid: int,
-    exclude_pids: Collection[int],
-) -> dict[str, Any] | None:
-    """Sample the worker under `root_pid` and store the row of the interval starting at `slot`.
-
-    Returns:
-        The row as stored, or None when no row could be made (Redis is unreachable, so
-        neither the previous counters nor the resource count can be read).
+    Never blocks to measure. Without a usable previous snapshot the figures are a logged gap.
 
     Raises:
         ValueError: `root_pid` is not running.
-        StorageUnavailable, sqlalchemy.exc.OperationalError: PostgreSQL failed.
     """
     started = time.process_time()
     current = collect_counters(root_pid, exclude_pids)
-    swapped = _swap_counters(settings, instance.name, current)
-    if swapped is None:
+    figures = _figures(name, previous, current, root_pid)
+    logger.debug(
+        "Instance %r: sampled pids %s in %.1f ms of CPU",
+        name,
+        sorted(current.pids),
+        (time.process_time() - started) * 1000,
+    )
+    return current, figures
+
+
+def store_sample(
+    settings: Settings, instance: Instance, slot: float, figures: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    """Store the row of the interval starting at `slot`, then move the monitor's "last".
+
+    Returns:
+        The row, or None when Redis is unreachable: the resource count lives there, and the
+        table holds no row without one.
+
+    Raises:
+        InvalidRecord: `figures` are not the figures of a sample.
+        StorageUnavailable, sqlalchemy.exc.OperationalError: PostgreSQL failed.
+    """
+    resources_count = _resources_count(settings, instance.name)
+    if resources_count is None:
         return None
 
-    previous_json, resources_count = swapped
     row: dict[str, Any] = {
         "ts": datetime.fromtimestamp(slot, UTC),
         "instance_name": instance.name,
         "resources_count": resources_count,
-        **_figures(instance.name, previous_json, current, root_pid).to_dict(),
+        **checked_figures(figures),
     }
     _store(settings, instance, row)
-    logger.debug(
-        "Instance %r: sampled pids %s in %.1f ms of CPU: %s",
-        instance.name,
-        sorted(current.pids),
-        (time.process_time() - started) * 1000,
-        row,
-    )
+    logger.debug("Instance %r: stored %s", instance.name, row)
     return row
 
 
-def _swap_counters(
-    settings: Settings, instance_name: str, current: Counters
-) -> tuple[bytes | None, int] | None:
-    """Store the current counters, returning the previous ones and the resource count."""
+def checked_figures(figures: Mapping[str, Any]) -> dict[str, float | None]:
+    """Return the figures of a sample message, refusing anything else.
+
+    Raises:
+        InvalidRecord: a figure is missing, unknown, or not a finite number >= 0 or null.
+    """
+    if set(figures) != FIGURE_NAMES:
+        raise InvalidRecord(
+            f"figures must be exactly {sorted(FIGURE_NAMES)}, got {sorted(figures)[:12]}"
+        )
+    for key, value in figures.items():
+        good = value is None or (
+            type(value) in (int, float) and math.isfinite(value) and value >= 0
+        )
+        if not good:
+            raise InvalidRecord(f"figure {key} must be a finite number >= 0 or null")
+    return {k: None if v is None else float(v) for k, v in figures.items()}
+
+
+def _resources_count(settings: Settings, name: str) -> int | None:
+    """Return the worker's resource count, or None while Redis is unreachable (said once)."""
     global _cache_down
     cache = get_cache(settings)
-    ttl = int(settings.vitals_interval_seconds * COUNTERS_TTL_INTERVALS)
     try:
-        previous = cache.client.set(
-            counters_key(settings, instance_name), current.to_json(), ex=ttl, get=True
-        )
-        resources_count = count_resources(cache.client, settings, instance_name)
+        count = count_resources(cache.client, settings, name)
     except redis.RedisError as exc:
         if not _cache_down:
             logger.warning(
                 "Instance %r: cache %s unreachable, no vitals rows until it is back: %s",
-                instance_name,
+                name,
                 cache.describe(),
                 exc,
             )
@@ -124,24 +129,16 @@ def _swap_counters(
         return None
 
     if _cache_down:
-        logger.info("Instance %r: cache %s reachable again", instance_name, cache.describe())
+        logger.info("Instance %r: cache %s reachable again", name, cache.describe())
         _cache_down = False
-    return (previous if isinstance(previous, bytes) else None), resources_count
+    return count
 
 
-def _figures(name: str, previous_json: bytes | None, current: Counters, root_pid: int) -> Rates:
+def _figures(name: str, previous: Counters | None, current: Counters, root_pid: int) -> Rates:
     """Return the rates since the previous counters, or a gap that says why there are none."""
-    reason = ""
-    previous = None
-    if previous_json is None:
-        reason = "no previous counters (the cache lost them, or the start-up sample failed)"
-    else:
-        try:
-            previous = Counters.from_json(previous_json)
-        except ValueError as exc:
-            reason = str(exc)
+    reason = "no previous snapshot (the start-up one failed)"
     if previous is not None and root_pid not in previous.pids:
-        reason, previous = "the previous counters belong to another process", None
+        reason, previous = "the previous snapshot belongs to another process", None
 
     if previous is None:
         logger.warning("Instance %r: %s; rates left empty this interval", name, reason)

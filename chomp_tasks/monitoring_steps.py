@@ -1,13 +1,15 @@
 """What `celery worker --monitored` adds to a worker: its identity, own queue and timers.
 
-One row per worker per interval comes from the worker itself, not from beat. A timer in the
-worker's main process sends `collect_instance_vitals` at each interval boundary to a queue
-that only this worker consumes, and a pool process takes the sample. So:
+One row per worker per interval comes from the worker itself, not from beat. At each interval
+boundary a timer in the worker's main process measures the worker (a few milliseconds, never
+waiting) and sends the figures in `collect_instance_vitals` to a queue that only this worker
+consumes, where a pool process stores them. So:
 
 - every monitored worker samples itself, with or without `-B`, over Redis or RabbitMQ alike,
   with no fanout exchange (which the Redis transport only delivers when the producer has
   declared it) and no single-active beat to elect;
 - several workers started with `-B` cannot duplicate a sample, since no beat sends it;
+- a pool busy with long tasks delays the storing of a row, never its measurement;
 - should a message still come twice (a redelivery after a crash), the row's ts is the
   interval's boundary and the table's key (instance_name, ts) keeps the first one only.
 
@@ -21,7 +23,7 @@ import logging
 import math
 import os
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from celery import bootsteps
 from kombu.entity import Queue
@@ -32,11 +34,15 @@ from chomp_tasks.identity import Instance, instance_for_node
 from chomp_tasks.instance_tasks import collect_instance_vitals, instance_args, refresh_geolocation
 from chomp_tasks.names import table_name
 
+if TYPE_CHECKING:
+    from chomp_tasks.counters import Counters
+
 logger = logging.getLogger(__name__)
 
-# A sample message still waiting after this many intervals is dropped: its interval's row
-# would be late, and the next message brings a fresh sample anyway.
-VITALS_EXPIRY_INTERVALS = 5
+# Figures are measured on time by the main process; only their storing waits for a free pool
+# process. A row that could not be stored within this long is dropped, so a pool stuck on
+# long tasks leaves gaps instead of an ever-growing queue.
+VITALS_EXPIRY_SECONDS = 3600.0
 # Long enough for the sample sent at an interval's boundary to have reached a pool process.
 GEO_AFTER_SAMPLE_SECONDS = 1.0
 
@@ -91,6 +97,7 @@ class VitalsTimer(bootsteps.StartStopStep):  # type: ignore[misc]
         self._entries: dict[str, Any] = {}
         self._queue = ""
         self._primed = False
+        self._previous: Counters | None = None
         self._next_geo = 0.0
         self._send_failed = False
         super().__init__(consumer, **kw)
@@ -122,14 +129,12 @@ class VitalsTimer(bootsteps.StartStopStep):  # type: ignore[misc]
     shutdown = stop
 
     def _prime(self, settings: Settings, instance: Instance, worker: Any) -> None:
-        import redis
-
-        from chomp_tasks.instance_vitals import prime
+        from chomp_tasks.sampler import collect_counters
 
         self._primed = True
         try:
-            prime(settings, instance.name, os.getpid(), _excluded(worker))
-        except (redis.RedisError, ValueError) as exc:
+            self._previous = collect_counters(os.getpid(), _excluded(worker))
+        except Exception as exc:
             logger.warning(
                 "Instance %r: start-up sample failed, first row is a gap: %s", instance.name, exc
             )
@@ -151,14 +156,25 @@ class VitalsTimer(bootsteps.StartStopStep):  # type: ignore[misc]
     ) -> None:
         # Armed first, so a failed send never ends the schedule; a late timer skips ahead.
         self._arm_vitals(consumer, settings, instance, max(boundary, time.time()) + 1e-3)
-        interval = settings.vitals_interval_seconds
+        from chomp_tasks.instance_vitals import measure
+
+        try:
+            current, figures = measure(
+                instance.name, self._previous, os.getpid(), _excluded(consumer.controller)
+            )
+        except Exception:
+            # Whatever psutil meets, the worker goes on; the next interval is a gap.
+            logger.exception("Instance %r: sample failed", instance.name)
+            self._previous = None
+            return
+
+        self._previous = current
         args = {
             "instance": instance_args(instance),
-            "slot": boundary - interval,
-            "root_pid": os.getpid(),
-            "exclude_pids": _excluded(consumer.controller),
+            "slot": boundary - settings.vitals_interval_seconds,
+            "figures": figures.to_dict(),
         }
-        self._send(collect_instance_vitals, args, interval * VITALS_EXPIRY_INTERVALS)
+        self._send(collect_instance_vitals, args, VITALS_EXPIRY_SECONDS)
 
     def _arm_geolocation(self, consumer: Any, settings: Settings, instance: Instance) -> None:
         self._entries["geo"] = consumer.timer.call_after(

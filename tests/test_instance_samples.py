@@ -1,4 +1,4 @@
-"""One sample of a worker's vitals, taken in this process against the real Redis and database."""
+"""Measuring a worker's vitals and storing them, in this process, on the real services."""
 
 from __future__ import annotations
 
@@ -11,11 +11,12 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from chomp_tasks.cache import get_cache
 from chomp_tasks.config import Settings
+from chomp_tasks.errors import InvalidRecord
 from chomp_tasks.identity import Instance
-from chomp_tasks.instance_vitals import counters_key, prime, slot_start, take_sample
+from chomp_tasks.instance_vitals import measure, slot_start, store_sample
 from chomp_tasks.last import read_last
+from chomp_tasks.sampler import collect_counters
 
 INTERVAL_SECONDS = 30.0
 RATE_COLUMNS = ("cpu_usage", "disk_usage", "host_cpu_usage", "host_disk_usage")
@@ -34,17 +35,18 @@ def rows(engine: sa.Engine, name: str) -> list[dict[str, Any]]:
         return [dict(r._mapping) for r in result]
 
 
-def sample(settings: Settings, name: str, slot: float) -> dict[str, Any] | None:
-    return take_sample(settings, me(name), slot, os.getpid(), ())
+def now_slot() -> float:
+    return slot_start(time.time(), INTERVAL_SECONDS)
 
 
 def test_a_primed_sample_has_real_rates_and_moves_last(
     settings: Settings, engine: sa.Engine
 ) -> None:
-    prime(settings, "sample-primed", os.getpid(), ())
-    slot = slot_start(time.time(), INTERVAL_SECONDS)
+    primed = collect_counters(os.getpid())
+    _, figures = measure("sample-primed", primed, os.getpid(), ())
+    slot = now_slot()
 
-    row = sample(settings, "sample-primed", slot)
+    row = store_sample(settings, me("sample-primed"), slot, figures.to_dict())
 
     assert row is not None
     assert all(row[column] is not None for column in RATE_COLUMNS)
@@ -52,45 +54,58 @@ def test_a_primed_sample_has_real_rates_and_moves_last(
     assert read_last(settings, ["sample_primed_monitor"])["cpu_usage"] == row["cpu_usage"]
 
 
-@pytest.mark.parametrize("stored", [None, b"not json", b'{"wall_time": 1}'])
-def test_missing_or_unreadable_counters_give_a_logged_gap(
-    settings: Settings, engine: sa.Engine, caplog: pytest.LogCaptureFixture, stored: bytes | None
+def test_without_a_previous_snapshot_the_rates_are_a_logged_gap(
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    name = f"sample-gap-{len(stored or b'')}"
-    if stored is not None:
-        get_cache(settings).client.set(counters_key(settings, name), stored)
-
     with caplog.at_level(logging.WARNING, logger="chomp_tasks.instance_vitals"):
-        row = sample(settings, name, slot_start(time.time(), INTERVAL_SECONDS))
+        _, figures = measure("sample-gap", None, os.getpid(), ())
 
-    assert row is not None and row["memory_usage"] > 0
-    assert all(row[column] is None for column in RATE_COLUMNS)
+    assert figures.memory_usage and figures.memory_usage > 0
+    assert all(getattr(figures, column) is None for column in RATE_COLUMNS)
     assert "rates left empty" in caplog.text
-    assert len(rows(engine, name)) == 1
 
 
-def test_counters_of_another_process_give_a_gap_not_a_wrong_rate(settings: Settings) -> None:
+def test_a_snapshot_of_another_process_gives_a_gap_not_a_wrong_rate() -> None:
     other = subprocess.Popen(["sleep", "30"])
     try:
-        prime(settings, "sample-other", other.pid, ())
+        previous = collect_counters(other.pid)
     finally:
         other.kill()
         other.wait()
 
-    row = sample(settings, "sample-other", slot_start(time.time(), INTERVAL_SECONDS))
+    _, figures = measure("sample-other", previous, os.getpid(), ())
 
-    assert row is not None and row["cpu_usage"] is None
+    assert figures.cpu_usage is None
 
 
-def test_a_second_sample_of_one_interval_is_not_stored(
+def test_a_second_delivery_of_one_interval_is_not_stored(
     settings: Settings, engine: sa.Engine, caplog: pytest.LogCaptureFixture
 ) -> None:
-    slot = slot_start(time.time(), INTERVAL_SECONDS)
-    prime(settings, "sample-twice", os.getpid(), ())
-    first = sample(settings, "sample-twice", slot)
+    _, figures = measure("sample-twice", collect_counters(os.getpid()), os.getpid(), ())
+    slot = now_slot()
+    store_sample(settings, me("sample-twice"), slot, figures.to_dict())
 
     with caplog.at_level(logging.WARNING, logger="chomp_tasks.instance_vitals"):
-        sample(settings, "sample-twice", slot)
+        store_sample(settings, me("sample-twice"), slot, {**figures.to_dict(), "cpu_usage": 99.0})
 
-    assert [r["cpu_usage"] for r in rows(engine, "sample-twice")] == [first and first["cpu_usage"]]
+    assert [r["cpu_usage"] for r in rows(engine, "sample-twice")] == [figures.cpu_usage]
     assert "already stored" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"cpu_usage": -1.0}, "cpu_usage must be a finite number"),
+        ({"cpu_usage": "high"}, "cpu_usage must be a finite number"),
+        ({"cpu_usage": float("nan")}, "cpu_usage must be a finite number"),
+        ({"colour": 1.0}, "figures must be exactly"),
+    ],
+)
+def test_bad_figures_are_refused_with_their_name(
+    settings: Settings, engine: sa.Engine, change: dict[str, Any], message: str
+) -> None:
+    _, figures = measure("sample-bad", None, os.getpid(), ())
+
+    with pytest.raises(InvalidRecord, match=message):
+        store_sample(settings, me("sample-bad"), now_slot(), {**figures.to_dict(), **change})
+    assert rows(engine, "sample-bad") == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import socket
 import subprocess
@@ -184,29 +185,31 @@ def test_the_embedded_beat_is_left_out_of_a_workers_vitals(pair: Pair, engine: s
     assert len(pids) == 1 + CONCURRENCY
 
 
-def test_a_busy_worker_reads_clearly_more_cpu_than_an_idle_one(
+def test_a_worker_whose_pool_is_all_busy_reads_high_cpu_on_time(
     pair: Pair, engine: sa.Engine
 ) -> None:
     from tests.worker_tasks import spin
 
     start = time.time()
     until = start + 3 * INTERVAL_SECONDS
-    for _ in range(int(3 * INTERVAL_SECONDS / 0.25) * CONCURRENCY + 8):
+    for _ in range(CONCURRENCY):
         spin.apply_async(args=(until,), queue=pair.busy_queue)
+    first = math.ceil(start / INTERVAL_SECONDS) * INTERVAL_SECONDS
+    slots = [
+        float(t) for t in range(int(first), int(until) - INTERVAL_SECONDS + 1, INTERVAL_SECONDS)
+    ]
+
+    def during(name: str) -> list[dict[str, Any]]:
+        return [r for r in vitals(engine, name) if seconds(r) in slots]
+
     wait_for(
-        lambda: any(seconds(r) >= until for r in vitals(engine, BUSY)),
+        lambda: len(during(BUSY)) == len(during(IDLE)) == len(slots),
         timeout=30,
-        what="the busy worker's row after the busy spell",
+        what=f"a row of each worker for each of the busy intervals {slots}",
     )
-
-    def during(name: str) -> list[float]:
-        inside = [r for r in vitals(engine, name) if start <= seconds(r) <= until - 2]
-        return [r["cpu_usage"] for r in inside]
-
     busy, idle = during(BUSY), during(IDLE)
-    assert busy and idle
-    assert max(busy) > 30, busy
-    assert max(idle) < 10, idle
+    assert min(r["cpu_usage"] for r in busy) > 30, busy
+    assert max(r["cpu_usage"] for r in idle) < 10, idle
 
 
 def test_resources_count_counts_distinct_resources_across_the_pool(
