@@ -2,7 +2,8 @@
 
 Ingesters time their HTTP requests with `Monitor` (or send records with
 `monitor_request.delay`); `celery -A chomp_tasks worker` stores them in PostgreSQL, one table
-per resource, and keeps the latest row of each in Redis.
+per resource, and keeps the latest row of each in Redis. A worker started with `--monitored`
+also samples its own vitals into a table of its own.
 """
 
 from chomp_tasks import worker as _worker  # noqa: F401  (worker options and start-up)
@@ -17,6 +18,7 @@ from chomp_tasks.errors import (
     TooManyRows,
     UnknownMonitor,
 )
+from chomp_tasks.instance_tasks import collect_instance_vitals, refresh_geolocation
 from chomp_tasks.monitor import Monitor
 from chomp_tasks.request_vitals import RequestVitals
 from chomp_tasks.tasks import monitor_request, store_request_batch
@@ -33,6 +35,8 @@ __all__ = [
     "TooManyRows",
     "UnknownMonitor",
     "app",
+    "collect_instance_vitals",
     "monitor_request",
+    "refresh_geolocation",
     "store_request_batch",
 ]

@@ -19,6 +19,7 @@ from chomp_tasks.config import Settings
 from chomp_tasks.errors import InvalidName, InvalidRecord
 from chomp_tasks.names import shorten, table_name
 from chomp_tasks.request_vitals import RequestVitals, parse_record
+from chomp_tasks.resource_tally import note_resources
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +91,9 @@ def store_records(
     outcome.duplicates = len(good) - outcome.stored
 
     _report(outcome)
-    resources_seen.update(r.resource_name for r in good)
+    stored_names = {r.resource_name for r in good}
+    resources_seen.update(stored_names)
+    note_resources(settings, stored_names)
     if good:
         _update_latest(settings, good, cache)
     return outcome

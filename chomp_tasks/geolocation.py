@@ -66,17 +66,33 @@ def lookup(
     """
     http = session or requests.Session()
     try:
-        ipv4 = _address(http, ipv4_url, 4, timeout_seconds)
-        ipv6 = _address(http, ipv6_url, 6, timeout_seconds)
+        ipv4, ipv6 = find_addresses(ipv4_url, ipv6_url, timeout_seconds, http)
         primary = ipv4 or ipv6
         if not primary:
             return None
 
-        place = _place(http, geo_url.replace("{ip}", primary), timeout_seconds)
+        place = find_place(geo_url, primary, timeout_seconds, http)
         return Geolocation(ipv4=ipv4, ipv6=ipv6, **place)
     finally:
         if session is None:
             http.close()
+
+
+def find_addresses(
+    ipv4_url: str, ipv6_url: str, timeout_seconds: float, http: requests.Session
+) -> tuple[str, str]:
+    """Return the public IPv4 and IPv6 addresses, "" for each that could not be found."""
+    return (
+        _address(http, ipv4_url, 4, timeout_seconds),
+        _address(http, ipv6_url, 6, timeout_seconds),
+    )
+
+
+def find_place(
+    geo_url: str, ip: str, timeout_seconds: float, http: requests.Session
+) -> dict[str, str]:
+    """Return the location fields of `ip` from the service at `geo_url`, or {} if none."""
+    return _place(http, geo_url.replace("{ip}", ip), timeout_seconds)
 
 
 def merge(previous: Geolocation | None, fresh: Geolocation | None) -> Geolocation | None:

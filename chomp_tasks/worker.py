@@ -12,6 +12,7 @@ from click import Option
 
 from chomp_tasks.app import app
 from chomp_tasks.config import get_settings
+from chomp_tasks.monitoring_steps import MonitoredWorker, VitalsTimer
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +47,8 @@ class ChompOptions(bootsteps.Step):  # type: ignore[misc]
 
 
 app.steps["worker"].add(ChompOptions)
+app.steps["worker"].add(MonitoredWorker)
+app.steps["consumer"].add(VitalsTimer)
 
 
 @worker_init.connect
