@@ -43,6 +43,8 @@ def test_a_primed_sample_has_real_rates_and_moves_last(
     settings: Settings, engine: sa.Engine
 ) -> None:
     primed = collect_counters(os.getpid())
+    # A measured interval: the kernel's CPU counters move in 10 ms ticks.
+    time.sleep(0.1)
     _, figures = measure("sample-primed", primed, os.getpid(), ())
     slot = now_slot()
 
