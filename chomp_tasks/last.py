@@ -52,12 +52,16 @@ def _latest(settings: Settings, name: str) -> dict[str, Any]:
 
 
 def _from_table(settings: Settings, name: str) -> dict[str, Any]:
+    """Read the newest row, with an instance's location from the registry of instances."""
     with storage.get_engine(settings).connect() as conn:
         info = storage.find_monitor(conn, name)
         row = storage.latest_row(conn, info)
+        location = (
+            storage.stored_location(conn, info.source_name) if info.kind == "instance" else None
+        )
     if row is None:
         raise UnknownMonitor(f"monitor {name!r} has no rows yet")
-    return row
+    return {**row, **(location or {})}
 
 
 def with_date(row: dict[str, Any]) -> dict[str, Any]:

@@ -247,6 +247,23 @@ def test_geolocation_is_joined_in_last_and_never_a_column(pair: Pair, engine: sa
     assert set(columns) == {f.name for f in INSTANCE.stored_fields}
 
 
+def test_last_read_from_the_table_takes_the_location_from_the_registry(
+    pair: Pair, engine: sa.Engine
+) -> None:
+    at_least(engine, IDLE, 1)
+    wait_for(
+        lambda: chomp_tasks_cli(pair.env, "last", "vitals_idle_monitor").get("isp"),
+        what="the location found",
+    )
+    # A key prefix with nothing under it: the cache is empty, as after a Redis restart.
+    empty_cache = {**pair.env, "CHOMP_REDIS_PREFIX": "chomp-test-empty:"}
+
+    last = chomp_tasks_cli(empty_cache, "last", "vitals_idle_monitor")
+
+    assert {k: last[k] for k in LOCATION} == LOCATION
+    assert last["instance_name"] == IDLE and last["ts"] == last["date"]
+
+
 def test_workers_on_one_address_asked_for_its_location_once(pair: Pair) -> None:
     for name in (IDLE, BUSY):
         worker = pair.idle if name == IDLE else pair.busy
