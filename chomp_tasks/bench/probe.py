@@ -39,8 +39,13 @@ def latency(count: int) -> dict[str, Any]:
 
 
 def stall(count: int) -> dict[str, Any]:
-    """Time stop_timer at full speed while the sender publishes batches as large as allowed."""
-    floor = _durations(lambda monitor: None, count)
+    """Time stop_timer at full speed while the sender publishes batches as large as allowed.
+
+    The reference does the caller's share of the same work, building a record and buffering it
+    under a lock, with no sender thread: its stalls are the machine's (other processes, the
+    garbage collector), not the sender's.
+    """
+    floor = _durations(_caller_work_without_sender(), count)
     calls = _durations(lambda monitor: monitor.stop_timer(100, 200), count, "BenchStall")
     return {
         "noise_floor": summarise(floor).as_list(),
@@ -114,8 +119,22 @@ def _delay(calls: int) -> Any:
             resource_name="BenchDelay", latency_ms=1.5, response_bytes=i, status_code=200
         )
 
-    send(-1)  # The first call connects to the broker; that is not the steady cost.
+    send(0)  # The first call connects to the broker; that is not the steady cost.
     return time_calls(send, calls)
+
+
+def _caller_work_without_sender() -> Callable[[Any], object]:
+    import threading
+
+    from chomp_tasks.request_vitals import RequestVitals
+
+    lock, buffer = threading.Lock(), deque[object](maxlen=100_000)
+
+    def work(monitor: Any) -> None:
+        with lock:
+            buffer.append(RequestVitals("BenchFloor", "bench", 4, 1.5, 100, 200))
+
+    return work
 
 
 def _stop_timer(resource: str, count: int) -> Any:

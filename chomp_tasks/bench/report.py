@@ -71,9 +71,10 @@ def _caller(latency: dict[str, Any], stall: dict[str, Any]) -> list[str]:
     floor, calls = stall["noise_floor"], stall["stop_timer_big_batches"]
     lines += [
         f"  {'Monitor.stop_timer, batches of 5,000':42} {calls[0]:9.2f} {calls[1]:9.2f}"
-        f" {calls[2]:9.0f}   max vs noise floor max {ratio(calls[2], floor[2])}",
-        f"  calls over 1 ms: {stall['calls_over_1ms']} of {calls and _calls(stall)} "
-        f"(empty loop of the same length: {stall['noise_over_1ms']}); "
+        f" {calls[2]:9.0f}   max vs the same caller work without a sender "
+        f"{ratio(calls[2], floor[2])}",
+        f"  calls over 1 ms: {stall['calls_over_1ms']} of {_calls(stall)} "
+        f"(the same caller work without a sender: {stall['noise_over_1ms']}); "
         f"target no stall over 1 ms from monitoring: "
         f"{verdict(stall['calls_over_1ms'] <= stall['noise_over_1ms'])}",
         "",
@@ -90,7 +91,7 @@ def _throughput(figures: dict[str, Any]) -> list[str]:
     speedup = monitor["records_per_s"] / baseline["records_per_s"]
     met = monitor["records_per_s"] >= RECORDS_TARGET_PER_SECOND and speedup >= BASELINE_TARGET_RATIO
     caller = baseline["submit_us_per_record"]
-    once = all(f["stored"] == f["records"] for f in (monitor, baseline))
+    once = all(f["stored"] == f["records"] - f["dropped"] for f in (monitor, baseline))
     return [
         f"{'Stored end to end, one worker -c 2':42} {'records/s':>9} {'records':>10}"
         f" {'stored':>9} {'caller us/record':>18}",
@@ -98,7 +99,8 @@ def _throughput(figures: dict[str, Any]) -> list[str]:
         _throughput_row("monitor_request.delay() per record", baseline),
         f"  Monitor vs one row per task: {speedup:,.1f}x; "
         f"target >= 40,000 records/s and >= 50x: {verdict(met)}; "
-        f"every record stored once: {verdict(once)}",
+        f"every record delivered stored once: {verdict(once)}; "
+        f"dropped by the sender for a full buffer: {monitor['dropped']:,}",
         f"  direct .delay() path: {ratio(caller, monitor['submit_us_per_record'])} of Monitor's "
         f"caller cost per record, and {speedup:,.0f}x fewer records/s stored",
         "",

@@ -67,6 +67,9 @@ def run_bench(settings: Settings, quick: bool = False, as_json: bool = False) ->
         "load_before": load[0],
         "load_after": os.getloadavg()[0],
         "seconds": time.monotonic() - started,
+        "database": sandbox.database,
+        "queue": sandbox.settings.queue,
+        "redis_prefix": sandbox.settings.redis_prefix,
     }
     print(orjson.dumps(results).decode() if as_json else format_report(results))
     return 0
@@ -93,13 +96,14 @@ def _throughput(sandbox: Sandbox, sizes: Sizes) -> dict[str, Any]:
         resource = f"BenchThroughput{path.title()}"
         args: tuple[object, ...] = (count, 0, resource) if path == "monitor" else (count, resource)
         process = sandbox.start_probe("produce" if path == "monitor" else "baseline", *args)
-        stored_at = _wait_count(sandbox, resource, count, process)
-        sent = sandbox.finish_probe(process)
+        sent, stored_at = _wait_producer(sandbox, resource, count, process)
+        delivered = sent["sender"]["delivered"] if "sender" in sent else count
 
         figures[path] = {
             "records": count,
+            "dropped": count - delivered,
             "stored": sandbox.count_rows(resource),
-            "records_per_s": count / (stored_at - sent["t0"]),
+            "records_per_s": delivered / (stored_at - sent["t0"]),
             "submit_us_per_record": sent["submit_seconds"] / count * 1e6,
         }
     return figures
@@ -135,20 +139,37 @@ def _lag(sandbox: Sandbox, count: int) -> dict[str, Any]:
     }
 
 
-def _wait_count(
-    sandbox: Sandbox, resource: str, expected: int, producer: subprocess.Popen[bytes] | None = None
-) -> float:
-    """Wait until a resource has `expected` rows; return the wall time it was first seen."""
-    last, last_progress = -1, time.monotonic()
+def _wait_producer(
+    sandbox: Sandbox, resource: str, count: int, producer: subprocess.Popen[bytes]
+) -> tuple[dict[str, Any], float]:
+    """Wait for a producer and for its rows; return its figures and when the last row showed.
+
+    Until the producer ends, all `count` records are awaited; then only those its sender
+    delivered, since a producer that outruns its sender drops the oldest records.
+    """
+    sent: dict[str, Any] | None = None
+    expected, last, last_progress = count, -1, time.monotonic()
     while True:
         asked = time.time()
-        count = sandbox.count_rows(resource)
-        if count >= expected:
-            return asked
-        if count != last:
-            last, last_progress = count, time.monotonic()
-        if producer is not None and producer.poll() not in (None, 0):
-            sandbox.finish_probe(producer)  # Raises BenchError with the producer's output.
+        stored = sandbox.count_rows(resource)
+        if stored >= expected and sent is not None:
+            return sent, asked
+        if sent is None and producer.poll() is not None:
+            sent = sandbox.finish_probe(producer)
+            expected = sent["sender"]["delivered"] if "sender" in sent else count
+            continue
+        if stored != last:
+            last, last_progress = stored, time.monotonic()
+        _check_progress(sandbox, last_progress, resource)
+        time.sleep(POLL_SECONDS)
+
+
+def _wait_count(sandbox: Sandbox, resource: str, expected: int) -> None:
+    """Wait until a resource has `expected` rows."""
+    last, last_progress = -1, time.monotonic()
+    while (stored := sandbox.count_rows(resource)) < expected:
+        if stored != last:
+            last, last_progress = stored, time.monotonic()
         _check_progress(sandbox, last_progress, resource)
         time.sleep(POLL_SECONDS)
 

@@ -36,7 +36,8 @@ class Sandbox:
 
     def __init__(self, base: Settings) -> None:
         run_id = uuid.uuid4().hex[:10]
-        url = make_url(base.database_url).set(database=f"chomp_bench_{run_id}")
+        self.database = f"chomp_bench_{run_id}"
+        url = make_url(base.database_url).set(database=self.database)
         self.settings = dataclasses.replace(
             base,
             database_url=url.render_as_string(hide_password=False),
@@ -174,7 +175,7 @@ class Sandbox:
     def _delete_keys(self) -> None:
         queue, prefix = self.settings.queue, self.settings.redis_prefix
         for url, patterns in (
-            (self.settings.broker_url, [f"{queue}*", f"_kombu.binding.{queue}"]),
+            (self.settings.broker_url, [f"{queue}*", f"_kombu.binding*.{queue}"]),
             (self.settings.redis_url, [f"{prefix}*"]),
         ):
             if not url.startswith("redis"):
