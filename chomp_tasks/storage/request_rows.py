@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterable, Sequence
+from typing import Any
 
+import psycopg2.errors
 import sqlalchemy as sa
 
 from chomp_tasks.request_vitals import RequestVitals
@@ -12,15 +14,19 @@ from chomp_tasks.request_vitals import RequestVitals
 COLUMNS = "ts, instance_name, field_count, latency_ms, response_bytes, status_code, resource, id"
 STAGE_TABLE = "chomp_incoming_request_vitals"
 
-# A batch is copied into a temporary table of this connection, then moved into the parent in
-# one statement: PostgreSQL routes each row to its resource's partition, and a record id seen
-# before (a redelivered message) is skipped by the primary key. COPY itself cannot skip
-# conflicts, and a multi-row INSERT costs the server a parse of every value.
+# A batch is first copied straight into the parent table, which routes each row to its
+# resource's partition: the cheapest write PostgreSQL offers. COPY cannot skip a row whose id
+# is already stored, so a batch that meets one (a redelivered message) is rolled back to the
+# savepoint and written again through a temporary table of this connection and one INSERT
+# that skips known ids. A multi-row INSERT would cost the server a parse of every value.
+_SAVEPOINT = "SAVEPOINT chomp_copy"
+_ROLLBACK = "ROLLBACK TO SAVEPOINT chomp_copy"
+_COPY_PARENT = f"COPY chomp_request_vitals ({COLUMNS}) FROM STDIN"
 _CREATE_STAGE = (
     f"CREATE TEMPORARY TABLE IF NOT EXISTS {STAGE_TABLE} "
     "(LIKE chomp_request_vitals) ON COMMIT DELETE ROWS"
 )
-_COPY = f"COPY {STAGE_TABLE} ({COLUMNS}) FROM STDIN"
+_COPY_STAGE = f"COPY {STAGE_TABLE} ({COLUMNS}) FROM STDIN"
 _MOVE = (
     f"WITH staged AS (DELETE FROM {STAGE_TABLE} RETURNING {COLUMNS}) "
     f"INSERT INTO chomp_request_vitals ({COLUMNS}) SELECT {COLUMNS} FROM staged "
@@ -31,26 +37,38 @@ _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\
 
 
 def insert_request_vitals(conn: sa.Connection, records: Sequence[RequestVitals]) -> int:
-    """Insert the records in one COPY and one INSERT, and return how many rows were new.
+    """Write the records in bulk and return how many rows were new; known ids are skipped.
 
-    Commits are left to the caller; the staging table is emptied in the same statement that
-    moves its rows, so several calls in one transaction are fine.
+    Commits are left to the caller.
     """
+    text = "".join(copy_lines(records))
     pooled = conn.connection
     cursor = pooled.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
-        if STAGE_TABLE not in pooled.info:
+        cursor.execute(_SAVEPOINT)
+        try:
+            cursor.copy_expert(_COPY_PARENT, io.StringIO(text))
+        except psycopg2.errors.UniqueViolation:
+            cursor.execute(_ROLLBACK)
+            return _insert_skipping_known(pooled.info, cursor, text)
+        return int(cursor.rowcount)
+    finally:
+        cursor.close()
+
+
+def _insert_skipping_known(info: dict[Any, Any], cursor: Any, text: str) -> int:
+    """Write COPY text through the staging table, skipping ids already stored."""
+    try:
+        if STAGE_TABLE not in info:
             cursor.execute(_CREATE_STAGE)
-            pooled.info[STAGE_TABLE] = True
-        cursor.copy_expert(_COPY, io.StringIO("".join(copy_lines(records))))
+            info[STAGE_TABLE] = True
+        cursor.copy_expert(_COPY_STAGE, io.StringIO(text))
         cursor.execute(_MOVE)
         return int(cursor.rowcount)
     except BaseException:
         # A rolled back transaction takes a table it created with it; create it again next time.
-        pooled.info.pop(STAGE_TABLE, None)
+        info.pop(STAGE_TABLE, None)
         raise
-    finally:
-        cursor.close()
 
 
 def copy_lines(records: Iterable[RequestVitals]) -> Iterable[str]:
