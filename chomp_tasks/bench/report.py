@@ -32,6 +32,7 @@ def format_report(results: dict[str, Any]) -> str:
         "",
     ]
     lines += _caller(results["latency"], results["stall"])
+    lines += _storage(results["storage"])
     lines += _throughput(results["throughput"])
     lines += _lag(results["lag"])
     lines += _sampler(results["sampler"])
@@ -132,4 +133,16 @@ def _sampler(sampler: dict[str, Any]) -> list[str]:
         f"  {sampler['cpu_ms']:.2f} ms CPU, {sampler['wall_ms']:.2f} ms wall per sample; "
         f"CPU vs target 5 ms: {ratio(sampler['cpu_ms'], SAMPLE_TARGET_MS)}, "
         f"{verdict(sampler['cpu_ms'] < SAMPLE_TARGET_MS)}",
+    ]
+
+
+def _storage(storage: dict[str, Any]) -> list[str]:
+    values, copy = storage["execute_values"], storage["copy"]
+    return [
+        f"PostgreSQL alone, batches of {storage['batch_rows']:,} rows, one commit each (rows/s)",
+        f"  multi-row INSERT (execute_values)          {values:9,.0f}",
+        f"  COPY into the parent (the worker's path)   {copy:9,.0f}   {ratio(copy, values)}",
+        f"  the same batches again (redelivery path)   {storage['copy_redelivered']:9,.0f}"
+        f"   {ratio(storage['copy_redelivered'], values)}",
+        "",
     ]

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from chomp_tasks.bench.report import format_report
 from chomp_tasks.bench.sandbox import Sandbox
+from chomp_tasks.bench.storage_paths import storage_paths
 from chomp_tasks.bench.timing import percentile
 from chomp_tasks.config import Settings
 from chomp_tasks.errors import BenchError
@@ -42,10 +43,11 @@ class Sizes:
     baseline_records: int
     lag_seconds: float
     sampler_samples: int
+    storage_batches: int
 
 
-FULL = Sizes(100_000, 100_000, 50_000, 200_000, 2_000, 10.0, 200)
-QUICK = Sizes(5_000, 10_000, 2_000, 10_000, 200, 2.0, 20)
+FULL = Sizes(100_000, 100_000, 50_000, 200_000, 2_000, 10.0, 200, 20)
+QUICK = Sizes(5_000, 10_000, 2_000, 10_000, 200, 2.0, 20, 3)
 
 
 def run_bench(settings: Settings, quick: bool = False, as_json: bool = False) -> int:
@@ -59,7 +61,10 @@ def run_bench(settings: Settings, quick: bool = False, as_json: bool = False) ->
     sandbox = Sandbox(settings)
     try:
         sandbox.open()
-        results: dict[str, Any] = {"sampler": _sampler_cost(sizes.sampler_samples)}
+        results: dict[str, Any] = {
+            "sampler": _sampler_cost(sizes.sampler_samples),
+            "storage": storage_paths(_engine(sandbox), sizes.storage_batches),
+        }
         sandbox.start_worker()
         results.update(_measure(sandbox, sizes))
     finally:
@@ -210,6 +215,12 @@ def _sampler_cost(samples: int) -> dict[str, Any]:
             child.kill()
             child.wait()
     return {"children": len(previous.pids) - 1, "cpu_ms": cpu * 1000, "wall_ms": wall * 1000}
+
+
+def _engine(sandbox: Sandbox) -> sa.Engine:
+    from chomp_tasks.storage import get_engine
+
+    return get_engine(sandbox.settings)
 
 
 def _closed_port_url() -> str:
