@@ -22,6 +22,12 @@ def _migrate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace, settings: Settings) -> int:
+    from chomp_tasks.bench import run_bench
+
+    return run_bench(settings, quick=args.quick, as_json=args.json)
+
+
 Command = Callable[[argparse.Namespace, Settings], int]
 
 
@@ -39,6 +45,13 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.set_defaults(run=_migrate)
 
     add_read_commands(commands)
+
+    bench = commands.add_parser(
+        "bench", help="measure monitoring cost and storage speed on the local services"
+    )
+    bench.add_argument("--quick", action="store_true", help="a short run that shows it all works")
+    bench.add_argument("--json", action="store_true", help="print the figures as JSON")
+    bench.set_defaults(run=_bench)
     return parser
 
 

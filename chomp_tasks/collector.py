@@ -138,7 +138,12 @@ def _update_latest(
     catches up once Redis is back even for monitors that receive nothing new.
     """
     global _cache_down
+    newest: dict[str, RequestVitals] = {}
     for record in records:
+        seen = newest.get(record.resource_name)
+        if seen is None or record.ts > seen.ts:
+            newest[record.resource_name] = record
+    for record in newest.values():
         monitor = table_name(record.resource_name)
         held = _cache_pending.get(monitor)
         if held is None or record.ts > held["ts"]:

@@ -21,6 +21,10 @@ class UnknownMonitor(ChompError, LookupError):
     """A monitor name was asked for that no worker has stored yet."""
 
 
+class BenchError(ChompError):
+    """A step of `chomp-tasks bench` failed; the message says which."""
+
+
 class StorageUnavailable(ChompError):
     """PostgreSQL could not be reached or refused the operation."""
 

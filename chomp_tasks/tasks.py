@@ -77,7 +77,11 @@ def store_request_batch(self: Task, records: Any) -> None:
         return
 
     base = uuid.UUID(self.request.id) if _is_uuid(self.request.id) else uuid.uuid4()
-    default_ids = [uuid.uuid5(base, str(i)).hex for i in range(len(records))]
+    # Records from Monitor carry their own ids; deriving one costs a hash, so only when needed.
+    default_ids = [
+        None if isinstance(r, dict) and r.get("id") is not None else uuid.uuid5(base, str(i)).hex
+        for i, r in enumerate(records)
+    ]
     _store(self, records, default_ids)
 
 

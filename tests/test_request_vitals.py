@@ -1,6 +1,7 @@
 """How a worker checks one record: every bad field is refused with a message naming it."""
 
 import math
+import uuid
 from datetime import UTC, datetime
 
 import pytest
@@ -60,6 +61,7 @@ def test_defaults_fill_optional_fields() -> None:
         ({"status_code": "200"}, "status_code must be an integer"),
         ({"field_count": -1}, "field_count must be between 0"),
         ({"instance_name": "i" * 256}, "instance_name .* 256 characters; at most 255"),
+        ({"instance_name": "in\x00st"}, "instance_name .* contains a NUL character"),
         ({"ts": "yesterday"}, "ts 'yesterday' is not an ISO-8601 timestamp"),
         ({"ts": 1700000000}, "ts must be an ISO-8601 string"),
         ({"id": "not-a-uuid"}, "id 'not-a-uuid' is not a UUID"),
@@ -76,3 +78,9 @@ def test_bad_fields_are_refused_with_their_name(change: dict[str, object], messa
 def test_a_record_that_is_not_an_object_is_refused() -> None:
     with pytest.raises(InvalidRecord, match="must be a JSON object"):
         parse_record(["BinanceETH", 1.0])  # type: ignore[arg-type]
+
+
+def test_ids_in_any_uuid_spelling_are_stored_as_32_lowercase_hex_digits() -> None:
+    plain = uuid.uuid4()
+    for spelling in (plain.hex, str(plain), plain.hex.upper(), f"{{{plain}}}"):
+        assert parse_record({**GOOD, "id": spelling}).id == plain.hex

@@ -97,6 +97,17 @@ def test_a_record_delivered_twice_is_stored_once(settings: Any, engine: sa.Engin
     assert count(engine, "Twice_monitor") == 21
 
 
+def test_instance_names_with_tabs_newlines_and_backslashes_are_stored_intact(
+    settings: Any, engine: sa.Engine
+) -> None:
+    names = ["tab\there", "line\nbreak", "back\\slash\\N", "carriage\rreturn", "\\N"]
+    store(settings, [record("OddInstances", instance_name=name) for name in names])
+
+    with engine.connect() as conn:
+        stored = conn.scalars(sa.text('SELECT instance_name FROM "OddInstances_monitor"')).all()
+    assert sorted(stored) == sorted(names)
+
+
 def test_last_never_moves_back_to_an_older_row(settings: Any) -> None:
     newer = datetime(2026, 12, 3, 12, 0, 10, tzinfo=UTC)
     store(settings, [record("Ordered", ts=newer.isoformat(), latency_ms=2.0)])

@@ -1,0 +1,200 @@
+"""The measuring side of the bench, run as its own process so it sees only the bench's settings.
+
+Usage: python -m chomp_tasks.bench.probe PHASE COUNT [ARGS...]; prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from chomp_tasks.bench.timing import summarise, time_calls
+
+FLUSH_SECONDS = 60.0
+STALL_LIMIT_NS = 1_000_000
+PACE_EVERY_RECORDS = 10
+LPUSH_PAYLOAD = b"x" * 200
+
+
+def latency(count: int) -> dict[str, Any]:
+    """Time the caller's side of each way of handing over one record."""
+    from chomp_tasks.config import get_settings
+
+    record = _record()
+    buffer: deque[object] = deque(maxlen=100_000)
+    results = {
+        "noise_floor": time_calls(lambda i: None, count),
+        "deque_append": time_calls(lambda i: buffer.append(record), count),
+        "lpush": _lpush(get_settings().broker_url, get_settings().queue, max(200, count // 50)),
+        "delay": _delay(max(100, count // 200)),
+    }
+    results["stop_timer_up"] = _stop_timer("BenchLatency", count)
+    return {name: summary.as_list() for name, summary in results.items()} | _flushed()
+
+
+def stall(count: int) -> dict[str, Any]:
+    """Time stop_timer at full speed while the sender publishes batches as large as allowed.
+
+    The reference does the caller's share of the same work, building a record and buffering it
+    under a lock, with no sender thread: its stalls are the machine's (other processes, the
+    garbage collector), not the sender's.
+    """
+    floor = _durations(_caller_work_without_sender(), count)
+    calls = _durations(lambda monitor: monitor.stop_timer(100, 200), count, "BenchStall")
+    return {
+        "noise_floor": summarise(floor).as_list(),
+        "stop_timer_big_batches": summarise(calls).as_list(),
+        "noise_over_1ms": sum(1 for d in floor if d > STALL_LIMIT_NS),
+        "calls_over_1ms": sum(1 for d in calls if d > STALL_LIMIT_NS),
+    } | _flushed()
+
+
+def down(count: int) -> dict[str, Any]:
+    """Time stop_timer while the broker's port is closed."""
+    summary = _stop_timer("BenchDown", count)
+    return {"stop_timer_down": summary.as_list()}
+
+
+def produce(count: int, rate: float, resource: str) -> dict[str, Any]:
+    """Record `count` requests through Monitor, at `rate` per second (0: as fast as possible).
+
+    Each record's response_bytes is its sequence number, which lets the bench see which rows
+    have arrived without reading the whole table.
+    """
+    from chomp_tasks import Monitor
+
+    monitor = Monitor(resource, field_count=4, instance_name="bench")
+    started_wall, started = time.time(), time.perf_counter()
+    for i in range(count):
+        if rate and i % PACE_EVERY_RECORDS == 0:
+            _pace(started + i / rate)
+        monitor.start_timer()
+        monitor.stop_timer(i, 200)
+
+    submitted = time.perf_counter() - started
+    return {"t0": started_wall, "submit_seconds": submitted} | _flushed()
+
+
+def baseline(count: int, resource: str) -> dict[str, Any]:
+    """Send `count` records as one monitor_request task each, the direct path."""
+    from chomp_tasks import monitor_request
+
+    started_wall, started = time.time(), time.perf_counter()
+    for i in range(count):
+        monitor_request.delay(
+            resource_name=resource, latency_ms=1.5, response_bytes=i, status_code=200
+        )
+    return {"t0": started_wall, "submit_seconds": time.perf_counter() - started}
+
+
+def _record() -> object:
+    from chomp_tasks.request_vitals import RequestVitals
+
+    return RequestVitals("BenchAppend", "bench", 4, 1.5, 100, 200)
+
+
+def _lpush(broker_url: str, queue: str, calls: int) -> Any:
+    import redis
+
+    client = redis.Redis.from_url(broker_url)
+    key = f"{queue}:lpush-probe"
+    client.ping()
+    try:
+        return time_calls(lambda i: client.lpush(key, LPUSH_PAYLOAD), calls)
+    finally:
+        client.delete(key)
+
+
+def _delay(calls: int) -> Any:
+    from chomp_tasks import monitor_request
+
+    def send(i: int) -> None:
+        monitor_request.delay(
+            resource_name="BenchDelay", latency_ms=1.5, response_bytes=i, status_code=200
+        )
+
+    send(0)  # The first call connects to the broker; that is not the steady cost.
+    return time_calls(send, calls)
+
+
+def _caller_work_without_sender() -> Callable[[Any], object]:
+    import threading
+
+    from chomp_tasks.request_vitals import RequestVitals
+
+    lock, buffer = threading.Lock(), deque[object](maxlen=100_000)
+
+    def work(monitor: Any) -> None:
+        with lock:
+            buffer.append(RequestVitals("BenchFloor", "bench", 4, 1.5, 100, 200))
+
+    return work
+
+
+def _stop_timer(resource: str, count: int) -> Any:
+    return summarise(_durations(lambda monitor: monitor.stop_timer(100, 200), count, resource))
+
+
+def _durations(
+    call: Callable[[Any], object], count: int, resource: str = "BenchFloor"
+) -> list[int]:
+    from chomp_tasks import Monitor
+
+    monitor = Monitor(resource, field_count=4, instance_name="bench")
+    for _ in range(100):  # Starts the sender thread before the timed calls.
+        monitor.start_timer()
+        call(monitor)
+
+    clock = time.perf_counter_ns
+    durations = [0] * count
+    for i in range(count):
+        monitor.start_timer()
+        started = clock()
+        call(monitor)
+        durations[i] = clock() - started
+    return durations
+
+
+def _pace(due: float) -> None:
+    wait = due - time.perf_counter()
+    if wait > 0:
+        time.sleep(wait)
+
+
+def _flushed() -> dict[str, Any]:
+    from chomp_tasks.sender import get_sender
+
+    sender = get_sender()
+    return {"flushed": sender.flush(FLUSH_SECONDS), "sender": sender.stats()}
+
+
+PHASES: dict[str, Callable[..., dict[str, Any]]] = {
+    "latency": latency,
+    "stall": stall,
+    "down": down,
+    "produce": produce,
+    "baseline": baseline,
+}
+
+
+def main(argv: list[str]) -> int:
+    """Run one phase and print its figures as JSON."""
+    phase, count, extra = argv[0], int(argv[1]), argv[2:]
+    args: list[Any] = [float(extra[0]), extra[1]] if phase == "produce" else extra
+    result = PHASES[phase](count, *args)
+    sys.stdout.write(orjson.dumps(result).decode() + "\n")
+    sys.stdout.flush()
+    if phase == "down":
+        # The broker is unreachable on purpose: skip the exit flush, which would wait for it.
+        os._exit(0)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

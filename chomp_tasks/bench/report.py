@@ -1,0 +1,148 @@
+"""Print the bench's figures next to their references and targets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+STOP_TIMER_MEDIAN_TARGET_US = 10.0
+STOP_TIMER_P99_TARGET_US = 100.0
+STALL_TARGET_US = 1000.0
+RECORDS_TARGET_PER_SECOND = 40_000
+BASELINE_TARGET_RATIO = 50.0
+LAG_TARGET_SECONDS = 2.0
+SAMPLE_TARGET_MS = 5.0
+
+_CALLER_ROWS = (
+    ("noise_floor", "empty timed loop (noise floor)"),
+    ("deque_append", "deque.append of a record"),
+    ("lpush", "one Redis LPUSH round trip"),
+    ("delay", "plain monitor_request.delay()"),
+    ("stop_timer_up", "Monitor.stop_timer, broker up"),
+    ("stop_timer_down", "Monitor.stop_timer, broker port closed"),
+)
+
+
+def format_report(results: dict[str, Any]) -> str:
+    """Return the bench's report as text, one figure per line with its reference and target."""
+    meta = results["meta"]
+    lines = [
+        f"chomp-tasks bench ({'quick' if meta['quick'] else 'full'} run, {meta['cpus']} CPUs, "
+        f"load {meta['load_before']:.2f} before and {meta['load_after']:.2f} after, "
+        f"{meta['seconds']:.0f} s)",
+        "",
+    ]
+    lines += _caller(results["latency"], results["stall"])
+    lines += _storage(results["storage"])
+    lines += _throughput(results["throughput"])
+    lines += _lag(results["lag"])
+    lines += _sampler(results["sampler"])
+    return "\n".join(lines)
+
+
+def ratio(value: float, reference: float) -> str:
+    """Return value / reference as `12x` or `1/12`."""
+    if value <= 0 or reference <= 0:
+        return "n/a"
+    quotient = value / reference
+    return f"{quotient:,.1f}x" if quotient >= 1 else f"1/{1 / quotient:,.0f}"
+
+
+def verdict(met: bool) -> str:
+    """Return the word the report uses for a target."""
+    return "met" if met else "MISSED"
+
+
+def _caller(latency: dict[str, Any], stall: dict[str, Any]) -> list[str]:
+    delay_median, append_median = latency["delay"][0], latency["deque_append"][0]
+    lines = [
+        f"{'Caller cost of one record (us)':44} {'median':>9} {'p99':>9} {'max':>9}"
+        f"   median vs .delay() / vs deque.append",
+    ]
+    for key, label in _CALLER_ROWS:
+        median, p99, worst = latency[key]
+        lines.append(
+            f"  {label:42} {median:9.2f} {p99:9.2f} {worst:9.0f}"
+            f"   {ratio(median, delay_median):>9} / {ratio(median, append_median)}"
+        )
+    for key in ("stop_timer_up", "stop_timer_down"):
+        median, p99, _ = latency[key]
+        met = median <= STOP_TIMER_MEDIAN_TARGET_US and p99 <= STOP_TIMER_P99_TARGET_US
+        lines.append(f"  target for {key}: median <= 10 us, p99 <= 100 us: {verdict(met)}")
+
+    floor, calls = stall["noise_floor"], stall["stop_timer_big_batches"]
+    lines += [
+        f"  {'Monitor.stop_timer, batches of 5,000':42} {calls[0]:9.2f} {calls[1]:9.2f}"
+        f" {calls[2]:9.0f}   max vs the same caller work without a sender "
+        f"{ratio(calls[2], floor[2])}",
+        f"  calls over 1 ms: {stall['calls_over_1ms']} of {_calls(stall)} "
+        f"(the same caller work without a sender: {stall['noise_over_1ms']}); "
+        f"target no stall over 1 ms from monitoring: "
+        f"{verdict(stall['calls_over_1ms'] <= stall['noise_over_1ms'])}",
+        "",
+    ]
+    return lines
+
+
+def _calls(stall: dict[str, Any]) -> str:
+    return f"{stall['sender']['accepted']:,}"
+
+
+def _throughput(figures: dict[str, Any]) -> list[str]:
+    monitor, baseline = figures["monitor"], figures["baseline"]
+    speedup = monitor["records_per_s"] / baseline["records_per_s"]
+    met = monitor["records_per_s"] >= RECORDS_TARGET_PER_SECOND and speedup >= BASELINE_TARGET_RATIO
+    caller = baseline["submit_us_per_record"]
+    once = all(f["stored"] == f["records"] - f["dropped"] for f in (monitor, baseline))
+    return [
+        f"{'Stored end to end, one worker -c 2':42} {'records/s':>9} {'records':>10}"
+        f" {'stored':>9} {'producer wall us/record':>24}",
+        _throughput_row(f"Monitor, offered {monitor['offered_per_s']:,}/s", monitor),
+        _throughput_row("monitor_request.delay() per record", baseline),
+        f"  Monitor vs one row per task: {speedup:,.1f}x; "
+        f"target >= 40,000 records/s and >= 50x: {verdict(met)}; "
+        f"every record delivered stored once: {verdict(once)}; "
+        f"dropped by the sender for a full buffer: {monitor['dropped']:,}",
+        f"  the direct .delay() path stores {speedup:,.0f}x fewer records/s; its producer spends "
+        f"{caller:,.0f} us on each (Monitor's producer was paced to the offered rate)",
+        "",
+    ]
+
+
+def _throughput_row(label: str, figures: dict[str, Any]) -> str:
+    return (
+        f"  {label:40} {figures['records_per_s']:9,.0f} {figures['records']:10,}"
+        f" {figures['stored']:9,} {figures['submit_us_per_record']:24.1f}"
+    )
+
+
+def _lag(lag: dict[str, Any]) -> list[str]:
+    return [
+        f"Lag from stop_timer to row visible at {lag['rate_per_s']:,} records/s "
+        f"({lag['records']:,} records, polled every 50 ms)",
+        f"  p50 {lag['p50_s']:.3f} s, p99 {lag['p99_s']:.3f} s, max {lag['max_s']:.3f} s; "
+        f"p99 vs target 2 s: {ratio(lag['p99_s'], LAG_TARGET_SECONDS)}, "
+        f"{verdict(lag['p99_s'] < LAG_TARGET_SECONDS)}",
+        "",
+    ]
+
+
+def _sampler(sampler: dict[str, Any]) -> list[str]:
+    return [
+        f"Instance sample: collect_counters + rates over a process with "
+        f"{sampler['children']} children",
+        f"  {sampler['cpu_ms']:.2f} ms CPU, {sampler['wall_ms']:.2f} ms wall per sample; "
+        f"CPU vs target 5 ms: {ratio(sampler['cpu_ms'], SAMPLE_TARGET_MS)}, "
+        f"{verdict(sampler['cpu_ms'] < SAMPLE_TARGET_MS)}",
+    ]
+
+
+def _storage(storage: dict[str, Any]) -> list[str]:
+    values, copy = storage["execute_values"], storage["copy"]
+    return [
+        f"PostgreSQL alone, batches of {storage['batch_rows']:,} rows, one commit each (rows/s)",
+        f"  multi-row INSERT (execute_values)          {values:9,.0f}",
+        f"  COPY into the parent (the worker's path)   {copy:9,.0f}   {ratio(copy, values)}",
+        f"  the same batches again (redelivery path)   {storage['copy_redelivered']:9,.0f}"
+        f"   {ratio(storage['copy_redelivered'], values)}",
+        "",
+    ]
