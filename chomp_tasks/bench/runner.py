@@ -12,6 +12,7 @@ import orjson
 import sqlalchemy as sa
 
 from chomp_tasks.bench.report import format_report
+from chomp_tasks.bench.sample_cost import sample_cost
 from chomp_tasks.bench.sandbox import Sandbox
 from chomp_tasks.bench.storage_paths import storage_paths
 from chomp_tasks.bench.timing import percentile
@@ -25,7 +26,6 @@ LAG_RATE_PER_SECOND = 1000
 # the interpreter lock from the sender thread and outruns it; an ingester spends its time
 # waiting on HTTP, which is when the sender runs. The offer is above the 40,000/s target.
 MONITOR_OFFER_PER_SECOND = 60_000
-SAMPLER_CHILDREN = 8
 _SINCE = sa.text(
     "SELECT response_bytes, extract(epoch FROM ts) FROM chomp_request_vitals "
     "WHERE resource = :r AND response_bytes >= :low"
@@ -62,7 +62,7 @@ def run_bench(settings: Settings, quick: bool = False, as_json: bool = False) ->
     try:
         sandbox.open()
         results: dict[str, Any] = {
-            "sampler": _sampler_cost(sizes.sampler_samples),
+            "sampler": sample_cost(sizes.sampler_samples),
             "storage": storage_paths(_engine(sandbox), sizes.storage_batches),
         }
         sandbox.start_worker()
@@ -193,28 +193,6 @@ def _check_progress(sandbox: Sandbox, last_progress: float, resource: str) -> No
         raise BenchError(
             f"no new rows of {resource!r} for {STALLED_SECONDS:.0f} s:\n{sandbox.worker_log()}"
         )
-
-
-def _sampler_cost(samples: int) -> dict[str, Any]:
-    """Return the CPU and wall time of one instance vitals sample of a tree of 8 children."""
-    from chomp_tasks.sampler import collect_counters, rates
-
-    children = [subprocess.Popen(["sleep", "600"]) for _ in range(SAMPLER_CHILDREN)]
-    try:
-        pid, cpus = os.getpid(), os.cpu_count() or 1
-        previous = collect_counters(pid)
-        cpu_started, wall_started = time.process_time(), time.perf_counter()
-        for _ in range(samples):
-            current = collect_counters(pid)
-            rates(previous, current, cpus)
-            previous = current
-        cpu = (time.process_time() - cpu_started) / samples
-        wall = (time.perf_counter() - wall_started) / samples
-    finally:
-        for child in children:
-            child.kill()
-            child.wait()
-    return {"children": len(previous.pids) - 1, "cpu_ms": cpu * 1000, "wall_ms": wall * 1000}
 
 
 def _engine(sandbox: Sandbox) -> sa.Engine:
