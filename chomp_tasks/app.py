@@ -17,11 +17,18 @@ logger = logging.getLogger(__name__)
 
 BATCH_SERIALIZER = "chomp-json"
 BATCH_CONTENT_TYPE = "application/x-chomp+json"
+# Every wait on the broker is bounded. A broker that accepts connections but never answers
+# would otherwise hold a publish for minutes: kombu gives redis-py no socket timeout unless told,
+# and each publish attempt waits for the full timeout. With one retry, `.delay()` gives up after
+# about three socket timeouts; a closed port fails at once.
 BROKER_CONNECT_TIMEOUT_SECONDS = 3.0
-BROKER_SOCKET_TIMEOUT_SECONDS = 5.0
-# Long enough for a worker to finish a batch, short enough that the messages of a worker killed
-# mid-batch come back within minutes rather than the transport's default hour.
-VISIBILITY_TIMEOUT_SECONDS = 300
+BROKER_SOCKET_TIMEOUT_SECONDS = 2.0
+PUBLISH_MAX_RETRIES = 1
+# The Redis transport sweeps for unacknowledged messages of dead workers only every
+# interval * throttle seconds (100 s by kombu's defaults); this keeps the sweep within a fifth of
+# the visibility timeout and at most every 10 s, so a crashed worker's messages return soon after
+# the timeout. One sweep is one ZRANGE under a short lock.
+RESTORE_SWEEP_MAX_SECONDS = 10.0
 
 
 def _register_batch_serializer() -> None:
@@ -46,12 +53,9 @@ def celery_settings(settings: Settings) -> dict[str, Any]:
         "broker_url": settings.broker_url,
         "broker_connection_timeout": BROKER_CONNECT_TIMEOUT_SECONDS,
         "broker_connection_retry_on_startup": True,
-        "broker_transport_options": {
-            "socket_timeout": BROKER_SOCKET_TIMEOUT_SECONDS,
-            "socket_connect_timeout": BROKER_CONNECT_TIMEOUT_SECONDS,
-            "visibility_timeout": VISIBILITY_TIMEOUT_SECONDS,
-            "confirm_publish": True,
-        },
+        # A worker that loses the broker keeps reconnecting rather than exiting after 100 tries.
+        "broker_connection_max_retries": None,
+        "broker_transport_options": _transport_options(settings),
         "task_serializer": "json",
         "accept_content": ["json", BATCH_CONTENT_TYPE],
         "result_accept_content": ["json"],
@@ -60,8 +64,12 @@ def celery_settings(settings: Settings) -> dict[str, Any]:
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "task_default_queue": settings.queue,
+        # Redis keeps unacknowledged messages of a worker that dies; RabbitMQ requeues them when
+        # its connection drops. Either way the tasks running then are delivered again, so a
+        # connection loss does not need to leave them running twice.
+        "worker_cancel_long_running_tasks_on_connection_loss": True,
         "task_publish_retry_policy": {
-            "max_retries": 2,
+            "max_retries": PUBLISH_MAX_RETRIES,
             "interval_start": 0.1,
             "interval_step": 0.2,
             "interval_max": 0.5,
@@ -69,6 +77,25 @@ def celery_settings(settings: Settings) -> dict[str, Any]:
         "worker_prefetch_multiplier": 4,
         "beat_schedule": {},
         "timezone": "UTC",
+    }
+
+
+def _transport_options(settings: Settings) -> dict[str, Any]:
+    """Return the broker transport options: bounded socket waits and a prompt restore sweep.
+
+    Redis reads all of them; RabbitMQ's transport ignores the ones it does not know.
+    """
+    visibility = settings.visibility_timeout_seconds
+    return {
+        "socket_timeout": BROKER_SOCKET_TIMEOUT_SECONDS,
+        "socket_connect_timeout": BROKER_CONNECT_TIMEOUT_SECONDS,
+        # A message a worker took but did not acknowledge within this time goes back to the
+        # queue. Kept well above the longest retry delay (see tasks.py), and above the time a
+        # batch takes to store, or the message would be delivered twice (stored once).
+        "visibility_timeout": visibility,
+        "unacked_restore_interval": max(1.0, min(RESTORE_SWEEP_MAX_SECONDS, visibility / 5)),
+        "unacked_restore_throttle": 1,
+        "confirm_publish": True,
     }
 
 

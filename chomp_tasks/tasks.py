@@ -11,22 +11,41 @@ from celery import Task
 
 from chomp_tasks.app import BATCH_SERIALIZER, app
 from chomp_tasks.config import get_settings
+from chomp_tasks.errors import StorageUnavailable
 
 logger = logging.getLogger(__name__)
 
 RETRY_BACKOFF_MAX_SECONDS = 60
 
 
+def retry_delay_seconds(retries: int, visibility_timeout_seconds: float) -> float:
+    """Return how long a batch waits before its next attempt while the database is away.
+
+    The delay doubles from 1 s up to a minute, and stays under half the broker's visibility
+    timeout: a delayed message is held unacknowledged by the worker until it is due, and the
+    Redis transport would hand one held longer than that timeout to a second worker.
+    """
+    ceiling = min(RETRY_BACKOFF_MAX_SECONDS, visibility_timeout_seconds / 2)
+    return float(min(ceiling, 2 ** min(retries, 6)))
+
+
 def _retry_on_outage(task: Task, exc: Exception) -> None:
-    """Put the message back for later with a growing delay; it is never dropped for an outage."""
+    """Put the message back for later with a growing delay; it is never dropped for an outage.
+
+    Celery publishes the retry as a new message before it acknowledges this one, so a worker
+    lost in between leaves two copies, which the record ids make harmless.
+    """
     from chomp_tasks.storage.outage import note_outage
 
-    note_outage(exc)
-    countdown = min(RETRY_BACKOFF_MAX_SECONDS, 2 ** min(task.request.retries, 6))
-    raise task.retry(exc=exc, countdown=countdown, max_retries=None)
+    reason = note_outage(exc)
+    countdown = retry_delay_seconds(task.request.retries, get_settings().visibility_timeout_seconds)
+    # Celery logs each retry with its exception; the short reason keeps SQL out of that line.
+    raise task.retry(exc=StorageUnavailable(reason), countdown=countdown)
 
 
-@app.task(bind=True, name="chomp_tasks.monitor_request", typing=False)
+# max_retries=None on the task, not on retry(): there, None means "the task's limit", which is
+# 3 by default, after which a batch would fail and be acknowledged, its records lost.
+@app.task(bind=True, name="chomp_tasks.monitor_request", typing=False, max_retries=None)
 def monitor_request(
     self: Task,
     resource_name: str | None = None,
@@ -66,7 +85,9 @@ def monitor_request(
     _store(self, [{k: v for k, v in record.items() if v is not None}], [self.request.id])
 
 
-@app.task(bind=True, name="chomp_tasks.store_request_batch", serializer=BATCH_SERIALIZER)
+@app.task(
+    bind=True, name="chomp_tasks.store_request_batch", serializer=BATCH_SERIALIZER, max_retries=None
+)
 def store_request_batch(self: Task, records: Any) -> None:
     """Store a batch of request vitals records sent by `Monitor`, in one write per batch."""
     if not isinstance(records, list):

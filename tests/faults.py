@@ -12,6 +12,8 @@ import socket
 import threading
 from typing import Literal
 
+import sqlalchemy as sa
+
 Mode = Literal["open", "refuse", "stall"]
 
 
@@ -104,3 +106,71 @@ class TcpProxy:
 def _close(sock: socket.socket) -> None:
     with contextlib.suppress(OSError):
         sock.close()
+
+
+_HOLD_SQL = (
+    "CREATE TABLE IF NOT EXISTS chomp_test_hold (resource text PRIMARY KEY)",
+    """
+    CREATE OR REPLACE FUNCTION chomp_test_hold_insert() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+    BEGIN
+        WHILE EXISTS (SELECT 1 FROM chomp_test_hold WHERE resource = NEW.resource) LOOP
+            PERFORM pg_sleep(0.05);
+        END LOOP;
+        RETURN NEW;
+    END $$
+    """,
+    "DROP TRIGGER IF EXISTS chomp_test_hold ON chomp_request_vitals",
+    """
+    CREATE TRIGGER chomp_test_hold BEFORE INSERT ON chomp_request_vitals
+    FOR EACH ROW EXECUTE FUNCTION chomp_test_hold_insert()
+    """,
+)
+
+
+class WriteHold:
+    """Hold every insert of one resource inside its transaction until released.
+
+    A test-only trigger on the test database: a worker writing that resource stops in the middle
+    of its bulk INSERT, with the transaction open, so a test can kill it at exactly that point.
+    """
+
+    def __init__(self, engine: sa.Engine, resource: str) -> None:
+        self.engine = engine
+        self.resource = resource
+        with engine.begin() as conn:
+            for statement in _HOLD_SQL:
+                conn.execute(sa.text(statement))
+
+    def hold(self) -> None:
+        """Make the next inserts of the resource wait."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.text("INSERT INTO chomp_test_hold VALUES (:r) ON CONFLICT DO NOTHING"),
+                {"r": self.resource},
+            )
+
+    def release(self) -> None:
+        """Let waiting and future inserts of the resource go on."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.text("DELETE FROM chomp_test_hold WHERE resource = :r"), {"r": self.resource}
+            )
+
+    def waiting(self) -> int:
+        """Return how many database sessions are held in the middle of an insert right now."""
+        with self.engine.connect() as conn:
+            return int(
+                conn.scalar(
+                    sa.text(
+                        "SELECT count(*) FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND wait_event = 'PgSleep'"
+                    )
+                )
+            )
+
+    def remove(self) -> None:
+        """Release the resource and drop the trigger."""
+        self.release()
+        with self.engine.begin() as conn:
+            conn.execute(sa.text("DROP TRIGGER IF EXISTS chomp_test_hold ON chomp_request_vitals"))

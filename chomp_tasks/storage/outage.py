@@ -22,16 +22,30 @@ _down = False
 _lock = threading.Lock()
 
 
-def note_outage(exc: Exception) -> None:
-    """Log the first failure of an outage as a warning and the following ones at debug level."""
+def outage_reason(exc: Exception) -> str:
+    """Return the first line of a database error: the driver's reason, without SQL or password.
+
+    psycopg2 names host and port in its reason, never the password of the URL.
+    """
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def note_outage(exc: Exception) -> str:
+    """Log the first failure of an outage as a warning and the following ones at debug level.
+
+    Returns:
+        The short reason, for messages that repeat it.
+    """
     global _down
     with _lock:
         first, _down = not _down, True
-    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    reason = outage_reason(exc)
     if first:
         logger.warning("Database is unreachable, batches will be retried: %s", reason)
     else:
         logger.debug("Database still unreachable: %s", reason)
+    return reason
 
 
 def note_recovery() -> None:
