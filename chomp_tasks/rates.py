@@ -136,10 +136,19 @@ def _delta(field: str, before: float | None, after: float | None) -> float | Non
     if before is None or after is None:
         _missing(field)
         return None
-    if after < before:
+    if after < before - _rounding(before):
         _reset(field, before, after)
         return None
-    return float(after - before)
+    return max(0.0, float(after - before))
+
+
+def _rounding(value: float) -> float:
+    """Return how far a sum of float counters may move back from rounding alone.
+
+    CPU seconds are sums of many floats, so the same clock ticks can add up to a value a few
+    units in the last place lower; that is no reset.
+    """
+    return abs(value) * 1e-9
 
 
 def _per_second(amount: float | None, elapsed: float) -> float | None:

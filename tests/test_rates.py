@@ -142,3 +142,15 @@ def test_cpu_usage_never_reads_over_a_hundred() -> None:
 def test_cpu_count_below_one_is_refused() -> None:
     with pytest.raises(ValueError, match="cpu_count=0"):
         rates(counters(), counters(wall_time=1001.0), cpu_count=0)
+
+
+def test_float_rounding_in_a_summed_counter_is_no_reset(caplog: pytest.LogCaptureFixture) -> None:
+    # The same CPU ticks summed in another order: 4116.460000000001 then 4116.46.
+    before = counters(host_cpu_busy_seconds=4116.460000000001, host_cpu_total_seconds=8000.0)
+    after = counters(wall_time=1010.0, host_cpu_busy_seconds=4116.46, host_cpu_total_seconds=8020.0)
+
+    with caplog.at_level(logging.WARNING, logger="chomp_tasks.rates"):
+        result = rates(before, after, cpu_count=2)
+
+    assert result.host_cpu_usage == 0.0
+    assert "went back" not in caplog.text
