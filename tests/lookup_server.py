@@ -11,6 +11,19 @@ from types import TracebackType
 
 import orjson
 
+# The answer of ip-api for the seed document's example location.
+DA_NANG = {
+    "status": "success",
+    "country": "Vietnam",
+    "countryCode": "VN",
+    "regionName": "Da Nang",
+    "city": "Da Nang",
+    "lat": 16.0685,
+    "lon": 108.2215,
+    "timezone": "Asia/Ho_Chi_Minh",
+    "isp": "Viettel Group",
+}
+
 
 @dataclass(frozen=True)
 class Answer:

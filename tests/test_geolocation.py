@@ -7,24 +7,14 @@ import pytest
 import requests
 
 from chomp_tasks.geolocation import Geolocation, lookup, merge
+from tests.lookup_server import DA_NANG as SEED_LOCATION
 from tests.lookup_server import Answer, LookupServer, closed_port_url
 
 TIMEOUT_SECONDS = 0.5
 HANG_SECONDS = 30.0
 IPV4 = "203.0.113.7"
 IPV6 = "2001:db8::7"
-DA_NANG = {
-    "status": "success",
-    "country": "Vietnam",
-    "countryCode": "VN",
-    "regionName": "Da Nang",
-    "city": "Da Nang",
-    "lat": 16.0685,
-    "lon": 108.2215,
-    "timezone": "Asia/Ho_Chi_Minh",
-    "isp": "Viettel Group",
-    "query": IPV4,
-}
+DA_NANG = {**SEED_LOCATION, "query": IPV4}
 PLACE = {
     "coordinates": "16.0685,108.2215",
     "timezone": "Asia/Ho_Chi_Minh",

@@ -16,19 +16,8 @@ from chomp_tasks.config import Settings
 from chomp_tasks.identity import Instance
 from chomp_tasks.location_refresh import refresh_location
 from chomp_tasks.storage.kinds import INSTANCE
-from tests.lookup_server import Answer, LookupServer
+from tests.lookup_server import DA_NANG, Answer, LookupServer
 
-DA_NANG = {
-    "status": "success",
-    "country": "Vietnam",
-    "countryCode": "VN",
-    "regionName": "Da Nang",
-    "city": "Da Nang",
-    "lat": 16.0685,
-    "lon": 108.2215,
-    "timezone": "Asia/Ho_Chi_Minh",
-    "isp": "Viettel Group",
-}
 DA_NANG_BYTES = orjson.dumps(DA_NANG)
 LOCATION = {
     "coordinates": "16.0685,108.2215",

@@ -20,24 +20,13 @@ import sqlalchemy as sa
 
 from chomp_tasks.identity import name_for_uid, uid_for
 from chomp_tasks.storage.kinds import INSTANCE
-from tests.lookup_server import Answer, LookupServer
+from tests.lookup_server import DA_NANG, Answer, LookupServer
 from tests.services import RABBITMQ_URL, Worker, start_worker, wait_for
 
 INTERVAL_SECONDS = 2
 CONCURRENCY = 2
 IDLE, BUSY = "vitals-idle", "vitals-busy"
 IPV4, IPV6, NEW_IPV4 = "203.0.113.7", "2001:db8::7", "198.51.100.9"
-DA_NANG = {
-    "status": "success",
-    "country": "Vietnam",
-    "countryCode": "VN",
-    "regionName": "Da Nang",
-    "city": "Da Nang",
-    "lat": 16.0685,
-    "lon": 108.2215,
-    "timezone": "Asia/Ho_Chi_Minh",
-    "isp": "Viettel Group",
-}
 LOCATION = {
     "coordinates": "16.0685,108.2215",
     "timezone": "Asia/Ho_Chi_Minh",
