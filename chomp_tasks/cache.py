@@ -51,16 +51,26 @@ class LastCache:
         """Return the key of a monitor's transient fields."""
         return f"{self.prefix}transient:{monitor}"
 
-    def put_latest(self, rows: Mapping[str, Mapping[str, Any]]) -> None:
-        """Store each monitor's row unless Redis already holds a newer one.
+    def counts_key(self) -> str:
+        """Return the key of the cluster's counts of stored, duplicate and refused records."""
+        return f"{self.prefix}counts"
+
+    def put_latest(
+        self, rows: Mapping[str, Mapping[str, Any]], counts: Mapping[str, int] | None = None
+    ) -> None:
+        """Store each monitor's row unless Redis already holds a newer one, and add the counts.
 
         Args:
             rows: the newest row of each monitor of a batch; each has a timezone-aware `ts`.
+            counts: amounts to add to the cluster's counts, such as {"refused_records": 2}.
 
         Raises:
             redis.RedisError: Redis is unreachable; the caller decides how loudly to say so.
         """
         pipe = self.client.pipeline(transaction=False)
+        for name, amount in (counts or {}).items():
+            if amount:
+                pipe.hincrby(self.counts_key(), name, amount)
         for monitor, row in rows.items():
             ts: datetime = row["ts"]
             self._set_if_newer(
@@ -82,6 +92,11 @@ class LastCache:
         row: dict[str, Any] = orjson.loads(raw)
         row.update({k.decode(): v.decode() for k, v in transient.items()})
         return row
+
+    def get_counts(self) -> dict[str, int]:
+        """Return the cluster's counts of stored, duplicate and refused records and messages."""
+        raw: dict[bytes, bytes] = self.client.hgetall(self.counts_key())  # type: ignore[assignment]
+        return {key.decode(): int(value) for key, value in sorted(raw.items())}
 
     def put_transient(self, monitor: str, fields: Mapping[str, str], ttl_seconds: float) -> None:
         """Replace a monitor's transient fields, which expire after ttl_seconds."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
@@ -19,6 +20,21 @@ def _migrate(args: argparse.Namespace, settings: Settings) -> int:
 
     migrate(settings)
     print("database schema is up to date")
+    return 0
+
+
+def _stats(args: argparse.Namespace, settings: Settings) -> int:
+    import redis
+
+    from chomp_tasks.cache import get_cache
+    from chomp_tasks.errors import StorageUnavailable
+
+    cache = get_cache(settings)
+    try:
+        counts = cache.get_counts()
+    except redis.RedisError as exc:
+        raise StorageUnavailable(f"cache {cache.describe()} is unreachable: {exc}") from None
+    print(json.dumps(counts, indent=2))
     return 0
 
 
@@ -45,6 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.set_defaults(run=_migrate)
 
     add_read_commands(commands)
+
+    stats = commands.add_parser(
+        "stats", help="print the cluster's counts of stored, duplicate and refused records"
+    )
+    stats.set_defaults(run=_stats)
 
     bench = commands.add_parser(
         "bench", help="measure monitoring cost and storage speed on the local services"

@@ -36,6 +36,7 @@ _schema_ready = False
 _schema_lock = threading.Lock()
 _cache_down = False
 _cache_pending: dict[str, dict[str, Any]] = {}
+_counts_pending: Counter[str] = Counter()
 
 
 @dataclass
@@ -94,9 +95,17 @@ def store_records(
     stored_names = {r.resource_name for r in good}
     resources_seen.update(stored_names)
     note_resources(settings, stored_names)
-    if good:
-        _update_latest(settings, good, cache)
+    _update_cache(settings, good, cache)
     return outcome
+
+
+def count_refused_message(settings: Settings, reason: str, log: bool = True) -> None:
+    """Count a message refused whole, such as a batch that is not a list, and say why."""
+    counters["refused_messages"] += 1
+    _counts_pending["refused_messages"] += 1
+    if log:
+        logger.warning("Message refused: %s", reason)
+    _update_cache(settings, [], None)
 
 
 def _drop_colliding_names(
@@ -115,27 +124,32 @@ def _drop_colliding_names(
 
 
 def _report(outcome: BatchOutcome) -> None:
-    counters["stored"] += outcome.stored
-    counters["duplicates"] += outcome.duplicates
-    counters["refused"] += len(outcome.refused)
+    counts = {
+        "stored_records": outcome.stored,
+        "duplicate_records": outcome.duplicates,
+        "refused_records": len(outcome.refused),
+    }
+    counters.update(counts)
+    _counts_pending.update(counts)
     for reason in outcome.refused[:MAX_REFUSALS_LOGGED_PER_BATCH]:
         logger.warning("Record refused: %s", reason)
     if len(outcome.refused) > MAX_REFUSALS_LOGGED_PER_BATCH:
         logger.warning(
             "Batch refused %d more records (%d refused in all by this process)",
             len(outcome.refused) - MAX_REFUSALS_LOGGED_PER_BATCH,
-            counters["refused"],
+            counters["refused_records"],
         )
     logger.debug("Batch stored %d rows, %d duplicates", outcome.stored, outcome.duplicates)
 
 
-def _update_latest(
+def _update_cache(
     settings: Settings, records: Iterable[RequestVitals], cache: LastCache | None
 ) -> None:
-    """Move each monitor's "last" entry forward; a cache outage never loses stored rows.
+    """Move each monitor's "last" entry forward and add to the counts, after the commit.
 
-    Rows that could not be cached wait in this process and go with the next batch, so "last"
-    catches up once Redis is back even for monitors that receive nothing new.
+    A cache outage never loses stored rows: rows and counts that could not be written wait in
+    this process and go with the next batch, so "last" catches up once Redis is back even for
+    monitors that receive nothing new.
     """
     global _cache_down
     newest: dict[str, RequestVitals] = {}
@@ -149,15 +163,18 @@ def _update_latest(
         if held is None or record.ts > held["ts"]:
             _cache_pending[monitor] = latest_row(record)
 
+    if not _cache_pending and not _counts_pending:
+        return
     cache = cache or get_cache(settings)
     try:
-        cache.put_latest(_cache_pending)
+        cache.put_latest(_cache_pending, _counts_pending)
     except redis.RedisError as exc:
         if not _cache_down:
             logger.warning("Cache %s is unreachable, latest rows wait: %s", cache.describe(), exc)
         _cache_down = True
         return
     _cache_pending.clear()
+    _counts_pending.clear()
     if _cache_down:
         logger.info("Cache %s is reachable again", cache.describe())
         _cache_down = False

@@ -91,10 +91,11 @@ def monitor_request(
 def store_request_batch(self: Task, records: Any) -> None:
     """Store a batch of request vitals records sent by `Monitor`, in one write per batch."""
     if not isinstance(records, list):
-        from chomp_tasks.collector import counters
+        from chomp_tasks.collector import count_refused_message
 
-        counters["refused"] += 1
-        logger.warning("Batch %s refused: records must be a JSON list", self.request.id)
+        count_refused_message(
+            get_settings(), f"batch {self.request.id}: records must be a JSON list"
+        )
         return
 
     base = uuid.UUID(self.request.id) if _is_uuid(self.request.id) else uuid.uuid4()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import uuid
@@ -62,6 +63,18 @@ def publish_raw(broker_url: str, queue: str, body: bytes, content_type: str, tas
         )
 
 
+def counts(env: dict[str, str]) -> dict[str, int]:
+    done = subprocess.run(
+        [sys.executable, "-m", "chomp_tasks.cli", "stats"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return {k: int(v) for k, v in json.loads(done.stdout).items()}
+
+
 def test_bad_input_is_refused_with_a_clear_message_and_spares_good_records(
     run_env: dict[str, str], tmp_path: Path, engine: sa.Engine, workers: list[Worker]
 ) -> None:
@@ -72,6 +85,7 @@ def test_bad_input_is_refused_with_a_clear_message_and_spares_good_records(
     workers.append(worker)
     worker.wait_ready()
     traffic = Traffic(run_env["CHOMP_BROKER_URL"], queue, "Doorway")
+    before = counts(run_env)
     direct = "chomp_tasks.monitor_request"
     batch = "chomp_tasks.store_request_batch"
 
@@ -95,12 +109,25 @@ def test_bad_input_is_refused_with_a_clear_message_and_spares_good_records(
     log = wait_for(lambda: worker.log() if "Batch refused" in worker.log() else "", what="log")
     for case, (_, message) in BAD_DIRECT.items():
         assert message in log, case
-    assert "refused: records must be a JSON list" in log
+    assert "Message refused: batch" in log and "records must be a JSON list" in log
     assert "refused in all by this process" in log
     # Not JSON, or pickle: Celery refuses the message before chomp_tasks sees it, and drops it.
     assert log.count("Can't decode message body: DecodeError") == 2
     assert "Refusing to deserialize untrusted content of type pickle" in log
     assert worker.process.poll() is None
+
+    # Every refusal is counted for the cluster: records one by one, whole messages apart.
+    def refusals() -> tuple[int, int]:
+        now = counts(run_env)
+        return (
+            now.get("refused_records", 0) - before.get("refused_records", 0),
+            now.get("refused_messages", 0) - before.get("refused_messages", 0),
+        )
+
+    expected = (2 * len(BAD_DIRECT), 4)
+    wait_for(
+        lambda: refusals() == expected, what=f"refusals counted as {expected}, not {refusals()}"
+    )
     with engine.connect() as conn:
         names = set(conn.scalars(sa.text("SELECT source_name FROM chomp_monitors")))
     bad_names = {f.get("resource_name") for f, _ in BAD_DIRECT.values()} - {"Doorway"}

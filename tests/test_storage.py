@@ -75,13 +75,13 @@ def test_bad_records_are_refused_and_the_good_ones_beside_them_stored(
         record("Tab\tle"),
     ]
     good = [record("Good-One") for _ in range(5)]
-    refused_before = counters["refused"]
+    refused_before = counters["refused_records"]
 
     outcome = store(settings, bad[:6] + good + bad[6:])
 
     assert outcome.stored == 5
     assert len(outcome.refused) == len(bad)
-    assert counters["refused"] - refused_before == len(bad)
+    assert counters["refused_records"] - refused_before == len(bad)
     assert count(engine, "Good_One_monitor") == 5
     assert not table_exists(engine, "bad name_monitor")
     assert not table_exists(engine, "Tab\tle_monitor")
