@@ -34,7 +34,8 @@ def _stats(args: argparse.Namespace, settings: Settings) -> int:
         counts = cache.get_counts()
     except redis.RedisError as exc:
         raise StorageUnavailable(f"cache {cache.describe()} is unreachable: {exc}") from None
-    print(json.dumps(counts, indent=2))
+    known = ("stored_records", "duplicate_records", "refused_records", "refused_messages")
+    print(json.dumps({**dict.fromkeys(known, 0), **counts}, indent=2))
     return 0
 
 
