@@ -29,9 +29,6 @@ MAX_REFUSALS_LOGGED_PER_BATCH = 5
 counters: Counter[str] = Counter()
 """What this process has stored and refused since it started."""
 
-resources_seen: set[str] = set()
-"""The distinct resources whose vitals this process has stored since it started."""
-
 _schema_ready = False
 _schema_lock = threading.Lock()
 _cache_down = False
@@ -92,9 +89,7 @@ def store_records(
     outcome.duplicates = len(good) - outcome.stored
 
     _report(outcome)
-    stored_names = {r.resource_name for r in good}
-    resources_seen.update(stored_names)
-    note_resources(settings, stored_names)
+    note_resources(settings, {r.resource_name for r in good})
     _update_cache(settings, good, cache)
     return outcome
 
