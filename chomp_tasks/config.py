@@ -39,7 +39,9 @@ class Settings:
     batch_size: int = 500
     batch_age_seconds: float = 0.25
     buffer_size: int = 100_000
-    visibility_timeout_seconds: float = 300.0
+    # A dead worker's messages come back within this plus one sweep (at most 10 s): under the
+    # two minutes an operator expects, well above the time a batch takes to store.
+    visibility_timeout_seconds: float = 90.0
     celery_config_module: str = ""
 
     @classmethod
@@ -66,7 +68,7 @@ class Settings:
             batch_age_seconds=reader.number("CHOMP_BATCH_AGE", 0.25, minimum=0.01, maximum=5.0),
             buffer_size=int(reader.number("CHOMP_BUFFER_SIZE", 100_000, minimum=1000)),
             visibility_timeout_seconds=reader.number(
-                "CHOMP_VISIBILITY_TIMEOUT", 300.0, minimum=2.0
+                "CHOMP_VISIBILITY_TIMEOUT", 90.0, minimum=2.0
             ),
             celery_config_module=env.get("CHOMP_CELERY_CONFIG", "").strip(),
         )
