@@ -67,9 +67,7 @@ class Settings:
             batch_size=int(reader.number("CHOMP_BATCH_SIZE", 500, minimum=1, maximum=5000)),
             batch_age_seconds=reader.number("CHOMP_BATCH_AGE", 0.25, minimum=0.01, maximum=5.0),
             buffer_size=int(reader.number("CHOMP_BUFFER_SIZE", 100_000, minimum=1000)),
-            visibility_timeout_seconds=reader.number(
-                "CHOMP_VISIBILITY_TIMEOUT", 90.0, minimum=2.0
-            ),
+            visibility_timeout_seconds=reader.number("CHOMP_VISIBILITY_TIMEOUT", 90.0, minimum=2.0),
             celery_config_module=env.get("CHOMP_CELERY_CONFIG", "").strip(),
         )
         settings.check()

@@ -6,6 +6,8 @@ import logging
 from dataclasses import asdict
 from typing import Any
 
+from celery import Task
+
 from chomp_tasks.app import app
 from chomp_tasks.config import get_settings
 from chomp_tasks.identity import Instance
@@ -18,8 +20,10 @@ def instance_args(instance: Instance) -> dict[str, Any]:
     return asdict(instance)
 
 
-@app.task(name="chomp_tasks.collect_instance_vitals", typing=False)
-def collect_instance_vitals(instance: dict[str, Any], slot: float, figures: dict[str, Any]) -> None:
+@app.task(bind=True, name="chomp_tasks.collect_instance_vitals", typing=False, max_retries=None)
+def collect_instance_vitals(
+    self: Task, instance: dict[str, Any], slot: float, figures: dict[str, Any]
+) -> None:
     """Store the vitals a worker measured for the interval that starts at `slot`.
 
     Args:
@@ -29,7 +33,8 @@ def collect_instance_vitals(instance: dict[str, Any], slot: float, figures: dict
     """
     from chomp_tasks.collector import ensure_schema
     from chomp_tasks.instance_vitals import store_sample
-    from chomp_tasks.storage.outage import OUTAGE_ERRORS, note_outage, note_recovery
+    from chomp_tasks.storage.outage import OUTAGE_ERRORS, note_recovery
+    from chomp_tasks.tasks import retry_on_outage
 
     settings = get_settings()
     who = Instance(**instance)
@@ -37,9 +42,10 @@ def collect_instance_vitals(instance: dict[str, Any], slot: float, figures: dict
         ensure_schema(settings)
         store_sample(settings, who, slot, figures)
     except OUTAGE_ERRORS as exc:
-        # The next interval brings its own row; a retry would pile up behind the outage.
-        note_outage(exc)
-        return
+        # Retried like request vitals, so an outage of the database leaves no gap in the
+        # vitals that show it; the row's key makes a second copy harmless. A sample still
+        # waiting when its message expires (an hour after it was measured) is dropped.
+        retry_on_outage(self, exc)
     except ValueError as exc:
         logger.warning("Instance %r: vitals row refused: %s", who.name, exc)
         return

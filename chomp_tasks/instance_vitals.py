@@ -70,17 +70,14 @@ def store_sample(
     """Store the row of the interval starting at `slot`, then move the monitor's "last".
 
     Returns:
-        The row, or None when Redis is unreachable: the resource count lives there, and the
-        table holds no row without one.
+        The row; its resources_count is None while Redis, where the count lives, is
+        unreachable.
 
     Raises:
         InvalidRecord: `figures` are not the figures of a sample.
         StorageUnavailable, sqlalchemy.exc.OperationalError: PostgreSQL failed.
     """
     resources_count = _resources_count(settings, instance.name)
-    if resources_count is None:
-        return None
-
     row: dict[str, Any] = {
         "ts": datetime.fromtimestamp(slot, UTC),
         "instance_name": instance.name,
@@ -120,7 +117,7 @@ def _resources_count(settings: Settings, name: str) -> int | None:
     except redis.RedisError as exc:
         if not _cache_down:
             logger.warning(
-                "Instance %r: cache %s unreachable, no vitals rows until it is back: %s",
+                "Instance %r: cache %s unreachable, rows go without resources_count: %s",
                 name,
                 cache.describe(),
                 exc,
@@ -179,4 +176,5 @@ def _store(settings: Settings, instance: Instance, row: dict[str, Any]) -> None:
     try:
         cache.put_latest({table: row})
     except redis.RedisError as exc:
-        logger.warning("Instance %r: latest row not cached: %s", instance.name, exc)
+        # The outage was said once when the resource count could not be read.
+        logger.debug("Instance %r: latest row not cached: %s", instance.name, exc)

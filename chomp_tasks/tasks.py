@@ -29,7 +29,7 @@ def retry_delay_seconds(retries: int, visibility_timeout_seconds: float) -> floa
     return float(min(ceiling, 2 ** min(retries, 6)))
 
 
-def _retry_on_outage(task: Task, exc: Exception) -> None:
+def retry_on_outage(task: Task, exc: Exception) -> None:
     """Put the message back for later with a growing delay; it is never dropped for an outage.
 
     Celery publishes the retry as a new message before it acknowledges this one, so a worker
@@ -114,7 +114,7 @@ def _store(task: Task, records: list[Any], default_ids: Sequence[str | None]) ->
     try:
         store_records(get_settings(), records, default_ids)
     except OUTAGE_ERRORS as exc:
-        _retry_on_outage(task, exc)
+        retry_on_outage(task, exc)
     note_recovery()
 
 
