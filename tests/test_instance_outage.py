@@ -23,6 +23,8 @@ from tests.test_instance_vitals import (
 
 
 def start(env: dict[str, str], tmp_path: Path, name: str, workers: list[Worker]) -> Worker:
+    # Its own key prefix: the location cached for the stand-in address stays out of other tests.
+    env = {**env, "CHOMP_REDIS_PREFIX": f"chomp-test-{name}:"}
     worker = launch(env, tmp_path, name, instance_name=name)
     workers.append(worker)
     worker.wait_ready()
