@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from celery import bootsteps
-from celery.signals import worker_init
+from celery.signals import celeryd_after_setup
 from celery.worker.consumer import Consumer
 from click import Option
 
@@ -76,14 +76,17 @@ app.steps["worker"].add(MonitoredWorker)
 app.steps["consumer"].add(VitalsTimer)
 
 
-@worker_init.connect
-def prepare_database(sender: Any = None, **_: Any) -> None:
+@celeryd_after_setup.connect
+def prepare_database(instance: Any = None, **_: Any) -> None:
     """Create the database and apply migrations before the pool starts, waiting for PostgreSQL.
+
+    Connected to the signal Celery sends once logging is set up and before the pool forks, so
+    the waiting is in the worker's log and the pool processes inherit a migrated schema.
 
     If PostgreSQL stays away, the worker starts anyway: each task applies the migrations itself
     before its first write and is retried until the database answers.
     """
-    if getattr(sender, "app", None) is not app:
+    if getattr(instance, "app", None) is not app:
         return  # A worker of another Celery application in a process that imports chomp_tasks.
 
     from chomp_tasks.collector import ensure_schema

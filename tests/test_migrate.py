@@ -94,3 +94,24 @@ def test_two_workers_starting_on_a_missing_database_both_come_up_and_store(
     for worker in pair:
         assert "Traceback" not in worker.log()
     engine.dispose()
+
+
+def test_a_worker_started_before_the_database_says_so_and_waits_for_it(
+    run_env: dict[str, str], settings: object, tmp_path: Path, workers: list[Worker]
+) -> None:
+    from tests.faults import TcpProxy
+
+    proxy = TcpProxy("127.0.0.1", 5432)
+    proxy.set_mode("refuse")
+    try:
+        url = run_env["CHOMP_DATABASE_URL"].replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
+        env = {**run_env, "CHOMP_DATABASE_URL": url, "CHOMP_QUEUE": f"chomp_test_{RUN_ID}_late"}
+        worker = start_worker(env, tmp_path, f"late-db-{RUN_ID}")
+        workers.append(worker)
+
+        wait_for(lambda: "Database not ready yet" in worker.log(), what="the wait logged")
+        proxy.set_mode("open")
+        worker.wait_ready()
+    finally:
+        proxy.close()
+    assert "Traceback" not in worker.log()
