@@ -79,7 +79,7 @@ def store_records(
         try:
             good.append(parse_record(raw, default_id=default_id, now=now))
         except InvalidRecord as exc:
-            outcome.refused.append(f"{_describe(raw)}: {exc}")
+            outcome.refused.append(f"{_describe(raw, default_id)}: {exc}")
 
     ensure_schema(settings)
     with storage.get_engine(settings).begin() as conn:
@@ -187,9 +187,9 @@ def latest_row(record: RequestVitals) -> dict[str, Any]:
     }
 
 
-def _describe(raw: object) -> str:
+def _describe(raw: object, default_id: str | None) -> str:
     if isinstance(raw, Mapping):
         name = raw.get("resource_name")
-        record_id = raw.get("id")
+        record_id = raw.get("id") or default_id
         return f"record {shorten(str(name))!r} id={shorten(str(record_id), 40)}"
     return f"record {shorten(repr(raw), 40)}"
