@@ -162,3 +162,32 @@ def test_the_same_path_works_with_rabbitmq_as_broker(
     wait_for(lambda: rows(engine, "RabbitFeed_monitor") == 250, what="250 rows via RabbitMQ")
     last = json.loads(chomp(env, "last", "RabbitFeed_monitor").stdout)
     assert last["response_bytes"] == 1249
+
+
+def test_two_workers_meeting_a_new_resource_at_once_store_it_in_one_table(
+    run_env: dict[str, str], tmp_path: Path, engine: sa.Engine, workers: list[Worker]
+) -> None:
+    from chomp_tasks.app import BATCH_SERIALIZER, app
+    from chomp_tasks.request_vitals import RequestVitals
+
+    pair = [start_worker(run_env, tmp_path, f"racer-{n}-{RUN_ID}") for n in (1, 2)]
+    workers.extend(pair)
+    for racer in pair:
+        racer.wait_ready()
+
+    # Eight messages of a resource no worker has seen, taken by four pool processes at once.
+    batches = [
+        [RequestVitals("RacedFeed", latency_ms=1.0, response_bytes=n) for n in range(50)]
+        for _ in range(8)
+    ]
+    for batch in batches:
+        app.send_task("chomp_tasks.store_request_batch", args=(batch,), serializer=BATCH_SERIALIZER)
+
+    wait_for(lambda: rows(engine, "RacedFeed_monitor") == 400, what="400 rows")
+    with engine.connect() as conn:
+        tables = conn.scalar(
+            sa.text("SELECT count(*) FROM chomp_monitors WHERE source_name = 'RacedFeed'")
+        )
+    assert tables == 1
+    for racer in pair:
+        assert "Traceback" not in racer.log() and "ERROR" not in racer.log()
