@@ -13,6 +13,7 @@ from chomp_tasks.config import Settings
 from chomp_tasks.errors import StorageUnavailable, UnknownMonitor
 from chomp_tasks.names import check_table_name
 from chomp_tasks.storage import MonitorInfo
+from chomp_tasks.storage.engine import driver_reason
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ def read_connection(settings: Settings) -> Iterator[sa.Connection]:
         with storage.get_engine(settings).connect() as conn:
             yield conn
     except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
-        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+        reason = driver_reason(exc)
         logger.warning("Database is unreachable for a read: %s", reason)
         raise StorageUnavailable(f"the database is unreachable: {reason}") from None
 

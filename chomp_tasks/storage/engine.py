@@ -88,7 +88,7 @@ def create_database_if_missing(settings: Settings) -> bool:
             return _create_database(conn, name)
     except sa.exc.OperationalError as exc:
         raise StorageUnavailable(
-            f"PostgreSQL at {url.host}:{url.port or 5432} is unreachable: {_reason(exc)}"
+            f"PostgreSQL at {url.host}:{url.port or 5432} is unreachable: {driver_reason(exc)}"
         ) from None
     finally:
         admin.dispose()
@@ -103,7 +103,7 @@ def _create_database(conn: sa.Connection, name: str) -> bool:
         if code == "42P04":  # duplicate_database: another process created it first.
             return False
         raise StorageUnavailable(
-            f"database {name!r} is missing and cannot be created ({_reason(exc)}); "
+            f"database {name!r} is missing and cannot be created ({driver_reason(exc)}); "
             "create it, or grant CREATEDB to the user in CHOMP_DATABASE_URL"
         ) from None
     except sa.exc.IntegrityError:
@@ -113,6 +113,6 @@ def _create_database(conn: sa.Connection, name: str) -> bool:
     return True
 
 
-def _reason(exc: sa.exc.DBAPIError) -> str:
+def driver_reason(exc: sa.exc.DBAPIError) -> str:
     """Return the first line of the driver's message, which carries no password."""
     return str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
