@@ -112,6 +112,20 @@ def start_worker(
     return Worker(name=name, process=process, log_path=log_path, env=env)
 
 
+def run_cli(
+    env: dict[str, str], *args: str, check: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """Run the chomp-tasks command as a user would, with env as its whole environment."""
+    return subprocess.run(
+        [sys.executable, "-m", "chomp_tasks.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=check,
+    )
+
+
 def new_run_id() -> str:
     """Return a short random id for the names of this run's database, queue and keys."""
     return uuid.uuid4().hex[:10]

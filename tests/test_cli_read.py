@@ -21,18 +21,13 @@ from tests.read_fixtures import (  # noqa: F401  (fixtures used by name)
     read_settings,
     seeded,
 )
+from tests.services import run_cli
 
 SERVE_READY_SECONDS = 20.0
 
 
 def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "chomp_tasks.cli", *args],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_cli({**os.environ, **env}, *args)
 
 
 def test_history_prints_the_same_json_as_the_api(

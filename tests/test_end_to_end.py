@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from kombu import Connection
 
 from tests.conftest import RUN_ID
-from tests.services import RABBITMQ_URL, Worker, start_worker, wait_for
+from tests.services import RABBITMQ_URL, Worker, run_cli, start_worker, wait_for
 
 
 def rows(engine: sa.Engine, table: str) -> int:
@@ -34,16 +34,6 @@ def produce(env: dict[str, str], resource: str, count: int, *extra: str) -> str:
     return done.stdout
 
 
-def chomp(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "chomp_tasks.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
 def test_monitor_records_reach_the_table_and_last(
     worker: Worker, run_env: dict[str, str], engine: sa.Engine
 ) -> None:
@@ -51,7 +41,7 @@ def test_monitor_records_reach_the_table_and_last(
     assert stats == {"accepted": 300, "delivered": 300, "dropped": 0, "buffered": 0}
 
     wait_for(lambda: rows(engine, "BinanceETH_monitor") == 300, what="300 rows")
-    last = chomp(run_env, "last", "BinanceETH_monitor")
+    last = run_cli(run_env, "last", "BinanceETH_monitor")
     assert last.returncode == 0, last.stderr
     row = json.loads(last.stdout)
     assert set(row) == {
@@ -100,7 +90,7 @@ def test_direct_delay_is_stored_and_bad_records_are_refused_and_counted(
     monitor_request.delay(**{**good, "ts": None})
 
     wait_for(lambda: rows(engine, "Direct_Feed_monitor") == 2, what="2 rows")
-    last = json.loads(chomp(run_env, "last", "Direct_Feed_monitor").stdout)
+    last = json.loads(run_cli(run_env, "last", "Direct_Feed_monitor").stdout)
     assert last["latency_ms"] == 150.5 and last["ts"] != "2026-12-03T12:00:00Z"
     log = wait_for(lambda: worker.log() if worker.log().count("Record refused") >= 3 else "")
     assert "latency_ms must be a finite number" in log
@@ -128,7 +118,7 @@ def test_a_message_redelivered_is_stored_once(
 def test_unknown_monitor_exits_non_zero_with_one_line(
     run_env: dict[str, str], settings: Any
 ) -> None:
-    result = chomp(run_env, "last", "Nobody_monitor")
+    result = run_cli(run_env, "last", "Nobody_monitor")
 
     assert result.returncode != 0
     assert result.stderr.strip().count("\n") == 0
@@ -160,7 +150,7 @@ def test_the_same_path_works_with_rabbitmq_as_broker(
     produce(env, "RabbitFeed", 250)
 
     wait_for(lambda: rows(engine, "RabbitFeed_monitor") == 250, what="250 rows via RabbitMQ")
-    last = json.loads(chomp(env, "last", "RabbitFeed_monitor").stdout)
+    last = json.loads(run_cli(env, "last", "RabbitFeed_monitor").stdout)
     assert last["response_bytes"] == 1249
 
 

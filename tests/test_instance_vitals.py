@@ -6,8 +6,6 @@ import json
 import math
 import re
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,7 +19,7 @@ import sqlalchemy as sa
 from chomp_tasks.identity import name_for_uid, uid_for
 from chomp_tasks.storage.kinds import INSTANCE
 from tests.lookup_server import DA_NANG, Answer, LookupServer
-from tests.services import RABBITMQ_URL, Worker, start_worker, wait_for
+from tests.services import RABBITMQ_URL, Worker, run_cli, start_worker, wait_for
 
 INTERVAL_SECONDS = 2
 CONCURRENCY = 2
@@ -95,15 +93,7 @@ def seconds(row: dict[str, Any]) -> float:
 
 
 def chomp_tasks_cli(env: dict[str, str], *args: str) -> Any:
-    done = subprocess.run(
-        [sys.executable, "-m", "chomp_tasks.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return json.loads(done.stdout)
+    return json.loads(run_cli(env, *args, check=True).stdout)
 
 
 @dataclass

@@ -15,7 +15,7 @@ from kombu import Connection, Exchange, Producer
 from chomp_tasks.app import BATCH_CONTENT_TYPE
 from tests.conftest import RUN_ID
 from tests.faults import TcpProxy
-from tests.services import Worker, start_worker, wait_for
+from tests.services import Worker, run_cli, start_worker, wait_for
 from tests.traffic import Traffic, stored_ids, worker_env
 
 
@@ -64,15 +64,8 @@ def publish_raw(broker_url: str, queue: str, body: bytes, content_type: str, tas
 
 
 def counts(env: dict[str, str]) -> dict[str, int]:
-    done = subprocess.run(
-        [sys.executable, "-m", "chomp_tasks.cli", "stats"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return {k: int(v) for k, v in json.loads(done.stdout).items()}
+    stats = json.loads(run_cli(env, "stats", check=True).stdout)
+    return {k: int(v) for k, v in stats.items()}
 
 
 def test_bad_input_is_refused_with_a_clear_message_and_spares_good_records(
