@@ -56,7 +56,7 @@ def celery_settings(settings: Settings) -> dict[str, Any]:
         # A worker that loses the broker keeps reconnecting rather than exiting after 100 tries.
         "broker_connection_max_retries": None,
         "broker_transport_options": _transport_options(settings),
-        "worker_consumer": "chomp_tasks.worker:ChompConsumer",
+        "worker_consumer": "chomp_tasks.consumer:ChompConsumer",
         "task_serializer": "json",
         "accept_content": ["json", BATCH_CONTENT_TYPE],
         "result_accept_content": ["json"],

@@ -8,7 +8,6 @@ from typing import Any
 
 from celery import bootsteps
 from celery.signals import celeryd_after_setup
-from celery.worker.consumer import Consumer
 from click import Option
 
 from chomp_tasks.app import app
@@ -48,28 +47,6 @@ class ChompOptions(bootsteps.Step):  # type: ignore[misc]
 
 
 app.steps["worker"].add(ChompOptions)
-
-
-class ChompConsumer(Consumer):  # type: ignore[misc]
-    """Celery's consumer, also counting the messages it drops before any task sees them.
-
-    Celery logs such a message (not JSON, pickled, an unknown content type, a malformed task)
-    and drops it; this adds it to the cluster's counts, which `chomp-tasks stats` prints.
-    """
-
-    def on_decode_error(self, message: Any, exc: Exception) -> None:
-        super().on_decode_error(message, exc)
-        _count_dropped(exc)
-
-    def on_invalid_task(self, body: Any, message: Any, exc: Exception) -> None:
-        super().on_invalid_task(body, message, exc)
-        _count_dropped(exc)
-
-
-def _count_dropped(exc: Exception) -> None:
-    from chomp_tasks.collector import count_refused_message
-
-    count_refused_message(get_settings(), type(exc).__name__, log=False)
 
 
 app.steps["worker"].add(MonitoredWorker)
