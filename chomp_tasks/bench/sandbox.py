@@ -111,6 +111,12 @@ class Sandbox:
         with get_engine(self.settings).connect() as conn:
             return int(conn.scalar(_COUNT, {"r": resource}) or 0)
 
+    def stored_records(self) -> int:
+        """Return how many rows the bench's workers have stored, as they count them in Redis."""
+        from chomp_tasks.cache import get_cache
+
+        return get_cache(self.settings).get_counts().get("stored_records", 0)
+
     def connect(self) -> sa.Connection:
         """Return a connection to the bench database; the caller closes it."""
         from chomp_tasks.storage import get_engine
