@@ -88,6 +88,7 @@ class Sender:
         self._arrived = threading.Event()
         self._full_batch = threading.Event()
         self._closing = threading.Event()
+        self._flushing = threading.Event()
         self._progress = threading.Condition()
         self._thread: threading.Thread | None = None
         self._pending: list[RequestVitals] = []
@@ -115,6 +116,7 @@ class Sender:
         """Wait until every record submitted so far is delivered or dropped; False on timeout."""
         with self._lock:
             target = self.accepted
+            self._flushing.set()
         self._full_batch.set()
         self._arrived.set()
         with self._progress:
@@ -149,19 +151,26 @@ class Sender:
 
     def _run(self) -> None:
         while not self._closing.is_set():
-            self._arrived.wait()
-            self._arrived.clear()
+            if not self._buffer:
+                self._arrived.wait()
+                self._arrived.clear()
             # Let a batch form for up to batch_age seconds; a full batch or a flush cuts it short.
-            self._full_batch.wait(self.batch_age_seconds)
+            aged = not self._full_batch.wait(self.batch_age_seconds)
             self._full_batch.clear()
-            self._drain()
+            self._drain(send_partial=aged or self._flushing.is_set())
 
-    def _drain(self) -> None:
+    def _drain(self, send_partial: bool) -> None:
+        """Publish every full batch, and what is left over too if send_partial.
+
+        A remainder smaller than a batch waits for the next wake-up: sending it at once would
+        turn a steady stream into many small messages, each costing the worker as much as a
+        full one.
+        """
         backoff = BACKOFF_START_SECONDS
         failing = False
         while not self._closing.is_set():
             if not self._pending:
-                self._pending = self._take()
+                self._pending = self._take(send_partial)
                 if not self._pending:
                     return
             try:
@@ -183,13 +192,20 @@ class Sender:
                 failing = False
                 backoff = BACKOFF_START_SECONDS
             self._settle(len(self._pending))
+            send_partial = send_partial or self._flushing.is_set()
 
-    def _take(self) -> list[RequestVitals]:
+    def _take(self, partial: bool) -> list[RequestVitals]:
+        """Return the next batch: a full one, or with partial whatever is buffered."""
         with self._lock:
-            if len(self._buffer) <= self.batch_size:
+            waiting = len(self._buffer)
+            if waiting < self.batch_size and not partial:
+                return []
+            if waiting <= self.batch_size:
                 # The common case at modest rates: one C-level copy keeps the lock short.
                 batch = list(self._buffer)
                 self._buffer.clear()
+                # Everything a flush waits for is now taken; its wait ends with this batch.
+                self._flushing.clear()
                 return batch
             popleft = self._buffer.popleft
             return [popleft() for _ in range(self.batch_size)]

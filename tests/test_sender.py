@@ -56,7 +56,7 @@ class Broker:
 
 
 def settings(**changes: Any) -> Settings:
-    return dataclasses.replace(Settings(), batch_age_seconds=0.02, **changes)
+    return dataclasses.replace(Settings(), **({"batch_age_seconds": 0.02} | changes))
 
 
 def records(count: int) -> list[RequestVitals]:
@@ -85,6 +85,26 @@ def test_records_are_held_while_the_broker_is_down_and_delivered_in_order_after(
     assert broker.delivered_ids() == [r.id for r in sent]
     assert max(len(batch) for batch in broker.batches()) <= 50
     assert sender.stats() == {"accepted": 500, "delivered": 500, "dropped": 0, "buffered": 0}
+
+
+def test_a_steady_stream_goes_out_in_full_batches_and_the_remainder_waits_for_its_age(
+    broker: Broker,
+) -> None:
+    sender = Sender(settings(batch_size=50, batch_age_seconds=2.0), publish=broker.publish)
+    sent = records(120)
+    for record in sent:
+        sender.submit(record)
+
+    deadline = time.monotonic() + 1.5
+    while len(broker.batches()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.2)
+    # Two full batches at once; the 20 left over are not sent as a small message of their own
+    # until their age is up (or a flush asks for them).
+    assert [len(batch) for batch in broker.batches()] == [50, 50]
+    assert sender.flush(timeout=5)
+    assert [len(batch) for batch in broker.batches()] == [50, 50, 20]
+    assert broker.delivered_ids() == [r.id for r in sent]
 
 
 def test_overflow_drops_the_oldest_records_and_counts_them(
