@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import orjson
 import redis
 
 from chomp_tasks.config import Settings, mask_url
+from chomp_tasks.request_vitals import micros
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ class LastCache:
             ts: datetime = row["ts"]
             self._set_if_newer(
                 keys=[self.last_key(monitor)],
-                args=[_micros(ts), orjson.dumps(row)],
+                args=[micros(ts), orjson.dumps(row)],
                 client=pipe,
             )
         pipe.execute()
@@ -111,13 +112,6 @@ class LastCache:
     def describe(self) -> str:
         """Return where the cache lives, without any password, for log lines."""
         return self._where
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def _micros(ts: datetime) -> int:
-    return (ts - _EPOCH) // timedelta(microseconds=1)
 
 
 _caches: dict[tuple[int, Settings], LastCache] = {}

@@ -18,7 +18,17 @@ from chomp_tasks.cache import LastCache, get_cache
 from chomp_tasks.config import Settings
 from chomp_tasks.errors import InvalidName, InvalidRecord
 from chomp_tasks.names import shorten, table_name
-from chomp_tasks.request_vitals import RequestVitals, parse_record
+from chomp_tasks.request_vitals import (
+    FIELDS,
+    ID,
+    RESOURCE,
+    TS,
+    Row,
+    from_micros,
+    micros,
+    parse_record,
+    parse_row,
+)
 from chomp_tasks.resource_tally import note_resources
 
 logger = logging.getLogger(__name__)
@@ -74,10 +84,14 @@ def store_records(
     """
     outcome = BatchOutcome()
     now = datetime.now(UTC)
-    good: list[RequestVitals] = []
+    now_us = micros(now)
+    good: list[Row] = []
     for raw, default_id in zip(raw_records, default_ids, strict=True):
         try:
-            good.append(parse_record(raw, default_id=default_id, now=now))
+            if type(raw) is list:
+                good.append(parse_row(raw, default_id, now_us))
+            else:
+                good.append(parse_record(raw, default_id=default_id, now=now).to_row())
         except InvalidRecord as exc:
             outcome.refused.append(f"{_describe(raw, default_id)}: {exc}")
 
@@ -89,7 +103,7 @@ def store_records(
     outcome.duplicates = len(good) - outcome.stored
 
     _report(outcome)
-    note_resources(settings, {r.resource_name for r in good})
+    note_resources(settings, {r[RESOURCE] for r in good})
     _update_cache(settings, good, cache)
     return outcome
 
@@ -104,10 +118,10 @@ def count_refused_message(settings: Settings, reason: str, log: bool = True) -> 
 
 
 def _drop_colliding_names(
-    conn: sa.Connection, records: list[RequestVitals], outcome: BatchOutcome
-) -> list[RequestVitals]:
+    conn: sa.Connection, records: list[Row], outcome: BatchOutcome
+) -> list[Row]:
     refused_names: set[str] = set()
-    for name in {r.resource_name for r in records}:
+    for name in {r[RESOURCE] for r in records}:
         try:
             storage.ensure_monitor(conn, "resource", name)
         except InvalidName as exc:
@@ -115,7 +129,7 @@ def _drop_colliding_names(
             outcome.refused.append(f"resource {name!r}: {exc}")
     if not refused_names:
         return records
-    return [r for r in records if r.resource_name not in refused_names]
+    return [r for r in records if r[RESOURCE] not in refused_names]
 
 
 def _report(outcome: BatchOutcome) -> None:
@@ -137,9 +151,7 @@ def _report(outcome: BatchOutcome) -> None:
     logger.debug("Batch stored %d rows, %d duplicates", outcome.stored, outcome.duplicates)
 
 
-def _update_cache(
-    settings: Settings, records: Iterable[RequestVitals], cache: LastCache | None
-) -> None:
+def _update_cache(settings: Settings, records: Iterable[Row], cache: LastCache | None) -> None:
     """Move each monitor's "last" entry forward and add to the counts, after the commit.
 
     A cache outage never loses stored rows: rows and counts that could not be written wait in
@@ -147,15 +159,15 @@ def _update_cache(
     monitors that receive nothing new.
     """
     global _cache_down
-    newest: dict[str, RequestVitals] = {}
+    newest: dict[str, Row] = {}
     for record in records:
-        seen = newest.get(record.resource_name)
-        if seen is None or record.ts > seen.ts:
-            newest[record.resource_name] = record
+        seen = newest.get(record[RESOURCE])
+        if seen is None or record[TS] > seen[TS]:
+            newest[record[RESOURCE]] = record
     for record in newest.values():
-        monitor = table_name(record.resource_name)
+        monitor = table_name(record[RESOURCE])
         held = _cache_pending.get(monitor)
-        if held is None or record.ts > held["ts"]:
+        if held is None or record[TS] > micros(held["ts"]):
             _cache_pending[monitor] = latest_row(record)
 
     if not _cache_pending and not _counts_pending:
@@ -175,21 +187,24 @@ def _update_cache(
         _cache_down = False
 
 
-def latest_row(record: RequestVitals) -> dict[str, Any]:
+def latest_row(row: Row) -> dict[str, Any]:
     """Return the stored fields of a record, as "last" serves them."""
+    _, instance_name, field_count, latency_ms, response_bytes, status_code, ts_us, _ = row
     return {
-        "ts": record.ts,
-        "instance_name": record.instance_name,
-        "field_count": record.field_count,
-        "latency_ms": record.latency_ms,
-        "response_bytes": record.response_bytes,
-        "status_code": record.status_code,
+        "ts": from_micros(ts_us),
+        "instance_name": instance_name,
+        "field_count": field_count,
+        "latency_ms": latency_ms,
+        "response_bytes": response_bytes,
+        "status_code": status_code,
     }
 
 
 def _describe(raw: object, default_id: str | None) -> str:
     if isinstance(raw, Mapping):
-        name = raw.get("resource_name")
-        record_id = raw.get("id") or default_id
-        return f"record {shorten(str(name))!r} id={shorten(str(record_id), 40)}"
-    return f"record {shorten(repr(raw), 40)}"
+        name, record_id = raw.get("resource_name"), raw.get("id") or default_id
+    elif type(raw) is list and len(raw) == len(FIELDS):
+        name, record_id = raw[RESOURCE], raw[ID] or default_id
+    else:
+        return f"record {shorten(repr(raw), 40)}"
+    return f"record {shorten(str(name))!r} id={shorten(str(record_id), 40)}"

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import operator
 import threading
 import time
-from datetime import UTC, datetime
 
 from chomp_tasks.errors import InvalidName
 from chomp_tasks.names import check_name, table_name
-from chomp_tasks.request_vitals import MAX_INSTANCE_NAME_LENGTH, RequestVitals
+from chomp_tasks.request_vitals import (
+    MAX_FIELD_COUNT,
+    MAX_INSTANCE_NAME_LENGTH,
+    RequestVitals,
+    new_id,
+)
 from chomp_tasks.sender import get_sender
 
 _tables: dict[str, str] = {}
@@ -50,8 +55,15 @@ class Monitor:
             ValueError: field_count is negative or instance_name is too long.
         """
         check_name(resource_name)
-        if isinstance(field_count, bool) or not isinstance(field_count, int) or field_count < 0:
-            raise ValueError(f"field_count must be a whole number >= 0, got {field_count!r}")
+        if (
+            isinstance(field_count, bool)
+            or not isinstance(field_count, int)
+            or not 0 <= field_count <= MAX_FIELD_COUNT
+        ):
+            raise ValueError(
+                f"field_count must be a whole number from 0 to {MAX_FIELD_COUNT}, "
+                f"got {field_count!r}"
+            )
         if instance_name is not None and len(instance_name) > MAX_INSTANCE_NAME_LENGTH:
             raise ValueError(f"instance_name has more than {MAX_INSTANCE_NAME_LENGTH} characters")
         _claim_table(resource_name)
@@ -61,11 +73,11 @@ class Monitor:
         self.instance_name = instance_name if instance_name is not None else _default_instance()
         self.vitals: RequestVitals | None = None
         self._started_ns: int | None = None
-        self._started_at: datetime | None = None
+        self._started_wall_ns = 0
 
     def start_timer(self) -> None:
         """Start timing a request."""
-        self._started_at = datetime.now(UTC)
+        self._started_wall_ns = time.time_ns()
         self._started_ns = time.perf_counter_ns()
 
     def stop_timer(self, response_bytes: int, status_code: int | None = None) -> RequestVitals:
@@ -79,24 +91,30 @@ class Monitor:
 
         Raises:
             RuntimeError: start_timer was not called first.
+            TypeError: response_bytes or status_code is not a whole number.
         """
         ended_ns = time.perf_counter_ns()
-        if self._started_ns is None or self._started_at is None:
+        if self._started_ns is None:
             raise RuntimeError(f"Monitor {self.resource_name!r}: stop_timer before start_timer")
+        if type(response_bytes) is not int:
+            response_bytes = _whole(response_bytes, "response_bytes")
+        if type(status_code) is not int and status_code is not None:
+            status_code = _whole(status_code, "status_code")
 
-        latency_ms = (ended_ns - self._started_ns) / 1e6
-        vitals = RequestVitals(
-            resource_name=self.resource_name,
-            instance_name=self.instance_name,
-            field_count=self.field_count,
-            latency_ms=latency_ms,
-            response_bytes=response_bytes,
-            status_code=status_code,
-            ts=self._started_at,
+        # The buffer holds the row, a tuple of plain values; see request_vitals.Row.
+        row = (
+            self.resource_name,
+            self.instance_name,
+            self.field_count,
+            (ended_ns - self._started_ns) / 1e6,
+            response_bytes,
+            status_code,
+            self._started_wall_ns // 1000,
+            new_id(),
         )
         self._started_ns = None
-        self.vitals = vitals
-        get_sender().submit(vitals)
+        get_sender().submit(row)
+        self.vitals = vitals = RequestVitals.from_row(row)
         return vitals
 
     def flush(self, timeout: float | None = None) -> bool:
@@ -111,6 +129,16 @@ class Monitor:
     def stats() -> dict[str, int]:
         """Return the sender's counts of accepted, delivered, dropped and buffered records."""
         return get_sender().stats()
+
+
+def _whole(value: object, name: str) -> int:
+    """Return a whole number given as another integer type (numpy's, say) as an int."""
+    try:
+        return operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(
+            f"stop_timer: {name} must be a whole number, got {type(value).__name__} {value!r}"
+        ) from None
 
 
 _instance_name: str | None = None

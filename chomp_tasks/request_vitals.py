@@ -9,8 +9,8 @@ import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
 
 from chomp_tasks.errors import InvalidName, InvalidRecord
 from chomp_tasks.names import check_name, shorten
@@ -27,6 +27,25 @@ FIELDS = (
     "id",
 )
 REQUIRED_FIELDS = frozenset({"resource_name", "latency_ms", "response_bytes"})
+MAX_FIELD_COUNT = 2**31 - 1  # an integer column
+MAX_BYTES = 2**63 - 1  # a bigint column
+
+Row = tuple[str, str, int, float, int, int | None, int, str]
+"""A record as Monitor sends it in a batch and as a worker writes it: the values of FIELDS in
+that order, with ts as whole microseconds since 1970-01-01 UTC and id as 32 hex digits. A
+tuple of plain values is compact to encode, and the garbage collector stops tracking it, so a
+full buffer does not slow the ingester's collections."""
+
+# Positions in a Row, written out so that a type checker knows the type at each.
+RESOURCE: Final = 0
+TS: Final = 6
+ID: Final = 7
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+# The years a datetime can hold, 1 to 9999, in microseconds since the epoch.
+MIN_TS_US = (datetime(1, 1, 1, tzinfo=UTC) - EPOCH) // _MICROSECOND
+MAX_TS_US = (datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC) - EPOCH) // _MICROSECOND
 _FIELD_SET = frozenset(FIELDS)
 _HEX_ID = re.compile(r"[0-9a-f]{32}")
 # Names already found good; bounded so that a producer of endless new names cannot grow it.
@@ -44,7 +63,8 @@ def _id_source() -> tuple[str, itertools.count[int]]:
 _id_prefix, _id_counter = _id_source()
 
 
-def _new_id() -> str:
+def new_id() -> str:
+    """Return a new record id: this process's random prefix and its next count, in hex."""
     return f"{_id_prefix}{next(_id_counter):016x}"
 
 
@@ -69,7 +89,25 @@ class RequestVitals:
     response_bytes: int = 0
     status_code: int | None = None
     ts: datetime = field(default_factory=lambda: datetime.now(UTC))
-    id: str = field(default_factory=_new_id)
+    id: str = field(default_factory=new_id)
+
+    def to_row(self) -> Row:
+        """Return the record as the row a batch message carries."""
+        return (
+            self.resource_name,
+            self.instance_name,
+            self.field_count,
+            self.latency_ms,
+            self.response_bytes,
+            self.status_code,
+            micros(self.ts),
+            self.id,
+        )
+
+    @classmethod
+    def from_row(cls, row: Row) -> RequestVitals:
+        """Return the record of a row made by `to_row` or `parse_row`."""
+        return cls(*row[:6], from_micros(row[6]), row[7])
 
     def to_message(self) -> dict[str, Any]:
         """Return the record as the JSON-ready mapping a worker accepts."""
@@ -83,6 +121,50 @@ class RequestVitals:
             "ts": self.ts.isoformat(),
             "id": self.id,
         }
+
+
+def micros(ts: datetime) -> int:
+    """Return a timezone-aware datetime as whole microseconds since 1970-01-01 UTC."""
+    return (ts - EPOCH) // _MICROSECOND
+
+
+def from_micros(ts_us: int) -> datetime:
+    """Return microseconds since 1970-01-01 UTC as a datetime in UTC."""
+    return EPOCH + timedelta(microseconds=ts_us)
+
+
+def parse_row(values: Any, default_id: str | None = None, now_us: int | None = None) -> Row:
+    """Check one record of a batch in row form (see `Row`) and return it as a Row.
+
+    ts may also be an ISO-8601 string, and id any spelling of a UUID; the row returned holds
+    them in the form of `Row`.
+
+    Raises:
+        InvalidRecord: the row is not a list of len(FIELDS) values, or a value is missing or
+            out of range; the message names the field.
+    """
+    if type(values) is not list or len(values) != len(FIELDS):
+        if isinstance(values, list | tuple):
+            raise InvalidRecord(
+                f"a record row must hold {len(FIELDS)} values ({', '.join(FIELDS)}), "
+                f"got {len(values)}"
+            )
+        raise InvalidRecord(f"a record must be a JSON object or array, got {type(values).__name__}")
+    resource, instance, count, latency, size, status, ts, record_id = values
+    if resource is None or latency is None or size is None:
+        missing = [name for name, value in zip(FIELDS, values, strict=True) if value is None]
+        missing = sorted(set(missing) & REQUIRED_FIELDS)
+        raise InvalidRecord(f"missing field(s) {', '.join(missing)}")
+    return (
+        _resource(resource),
+        _instance_name(instance),
+        _count(count, "field_count", MAX_FIELD_COUNT),
+        _latency(latency),
+        _count(size, "response_bytes"),
+        _status(status),
+        _row_timestamp(ts, now_us),
+        _record_id(record_id, default_id),
+    )
 
 
 def parse_record(
@@ -114,7 +196,7 @@ def parse_record(
     return RequestVitals(
         _resource(resource),
         _instance_name(get("instance_name")),
-        _count(get("field_count"), "field_count"),
+        _count(get("field_count"), "field_count", MAX_FIELD_COUNT),
         _latency(latency),
         _count(size, "response_bytes"),
         _status(get("status_code")),
@@ -150,8 +232,8 @@ def _instance_name(value: object) -> str:
     return value
 
 
-def _count(value: object, name: str) -> int:
-    if type(value) is int and 0 <= value <= 2**63 - 1:
+def _count(value: object, name: str, most: int = MAX_BYTES) -> int:
+    if type(value) is int and 0 <= value <= most:
         return value
     if value is None:
         return 0
@@ -159,8 +241,8 @@ def _count(value: object, name: str) -> int:
         raise InvalidRecord(f"{name} must be a whole number, got {shorten(repr(value))}")
     if isinstance(value, float) and not value.is_integer():
         raise InvalidRecord(f"{name} must be a whole number, got {value!r}")
-    if value < 0 or value > 2**63 - 1:
-        raise InvalidRecord(f"{name} must be between 0 and 2**63-1, got {value!r}")
+    if value < 0 or value > most:
+        raise InvalidRecord(f"{name} must be between 0 and {most}, got {value!r}")
     return int(value)
 
 
@@ -197,6 +279,21 @@ def _timestamp(value: object, now: datetime | None) -> datetime:
         raise InvalidRecord(f"ts {shorten(value)!r} is not an ISO-8601 timestamp") from None
     # A timestamp without an offset is taken as UTC, the zone every producer clock reports in.
     return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
+
+
+def _row_timestamp(value: object, now_us: int | None) -> int:
+    if type(value) is int and MIN_TS_US <= value <= MAX_TS_US:
+        return value
+    if value is None:
+        return micros(datetime.now(UTC)) if now_us is None else now_us
+    if isinstance(value, str):
+        return micros(_timestamp(value, None))
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidRecord(
+            "ts must be whole microseconds since 1970-01-01 UTC or an ISO-8601 string, "
+            f"got {shorten(repr(value))}"
+        )
+    raise InvalidRecord(f"ts {value!r} is outside the years 1 to 9999 (microseconds since 1970)")
 
 
 def _record_id(value: object, default_id: str | None) -> str:

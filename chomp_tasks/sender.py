@@ -16,7 +16,7 @@ from celery import Celery
 
 from chomp_tasks.app import BATCH_SERIALIZER
 from chomp_tasks.config import Settings, get_settings
-from chomp_tasks.request_vitals import RequestVitals
+from chomp_tasks.request_vitals import Row
 
 logger = logging.getLogger(__name__)
 
@@ -25,11 +25,11 @@ BACKOFF_MAX_SECONDS = 5.0
 EXIT_FLUSH_SECONDS = 5.0
 BATCH_TASK = "chomp_tasks.store_request_batch"
 # Records encoded per step of the sender. Each step is one call that holds the interpreter lock
-# (about 0.2 ms for 100 records on a slow core); the ingester's threads get the lock between
+# (about 0.1 ms for 500 rows on a slow core); the ingester's threads get the lock between
 # steps instead of waiting for a whole batch to be encoded.
-ENCODE_STEP_RECORDS = 100
+ENCODE_STEP_RECORDS = 500
 
-Publish = Callable[[list[RequestVitals]], None]
+Publish = Callable[[list[Row]], None]
 
 
 def publisher_for(app: Celery) -> Publish:
@@ -38,7 +38,7 @@ def publisher_for(app: Celery) -> Publish:
     The function raises when the broker cannot take the message; the sender then retries.
     """
 
-    def publish(batch: list[RequestVitals]) -> None:
+    def publish(batch: list[Row]) -> None:
         # argsrepr is given so that Celery does not build a repr of every record.
         app.send_task(
             BATCH_TASK,
@@ -52,8 +52,12 @@ def publisher_for(app: Celery) -> Publish:
     return publish
 
 
-def encode_batch(batch: Sequence[RequestVitals]) -> orjson.Fragment:
-    """Return the batch as one JSON array, encoded in steps that let other threads run."""
+def encode_batch(batch: Sequence[Row]) -> orjson.Fragment:
+    """Return the batch as one JSON array of rows, encoded in steps that let other threads run.
+
+    Raises:
+        orjson.JSONEncodeError: a value is of a type JSON cannot hold.
+    """
     parts = []
     for start in range(0, len(batch), ENCODE_STEP_RECORDS):
         parts.append(orjson.dumps(batch[start : start + ENCODE_STEP_RECORDS])[1:-1])
@@ -61,7 +65,7 @@ def encode_batch(batch: Sequence[RequestVitals]) -> orjson.Fragment:
     return orjson.Fragment(b"[" + b",".join(parts) + b"]")
 
 
-def publish_batch(batch: list[RequestVitals]) -> None:
+def publish_batch(batch: list[Row]) -> None:
     """Send one batch through the chomp_tasks Celery app."""
     from chomp_tasks.app import app
 
@@ -80,10 +84,10 @@ class Sender:
         self.batch_size = settings.batch_size
         self.batch_age_seconds = settings.batch_age_seconds
         self._publish = publish
-        # Limit: each buffered record is an object the garbage collector tracks. While the
-        # broker is away and the buffer fills, a full collection of the ingester's heap takes
-        # longer: 62 ms against 26 ms for a process holding 100,000 records.
-        self._buffer: deque[RequestVitals] = deque(maxlen=settings.buffer_size)
+        # Rows, not RequestVitals: the garbage collector stops tracking a tuple of plain values,
+        # so a buffer filled while the broker is away does not lengthen the ingester's full
+        # collections (62 ms against 26 ms with 100,000 buffered dataclass records).
+        self._buffer: deque[Row] = deque(maxlen=settings.buffer_size)
         self._lock = threading.Lock()
         self._arrived = threading.Event()
         self._full_batch = threading.Event()
@@ -91,18 +95,18 @@ class Sender:
         self._flushing = threading.Event()
         self._progress = threading.Condition()
         self._thread: threading.Thread | None = None
-        self._pending: list[RequestVitals] = []
+        self._pending: list[Row] = []
         self.accepted = 0
         self.delivered = 0
         self.dropped = 0
         self._dropped_logged = 0
 
-    def submit(self, record: RequestVitals) -> None:
+    def submit(self, row: Row) -> None:
         """Buffer one record; when the buffer is full the oldest record is dropped and counted."""
         with self._lock:
             if len(self._buffer) == self._buffer.maxlen:
                 self.dropped += 1
-            self._buffer.append(record)
+            self._buffer.append(row)
             self.accepted += 1
             waiting = len(self._buffer)
             if self._thread is None:
@@ -175,6 +179,11 @@ class Sender:
                     return
             try:
                 self._publish(self._pending)
+            except orjson.JSONEncodeError as exc:
+                # Not the broker's fault, and retrying would not help: drop the rows at fault
+                # and send the others.
+                self._drop_unencodable(exc)
+                continue
             except Exception as exc:
                 if not failing:
                     logger.warning(
@@ -194,7 +203,7 @@ class Sender:
             self._settle(len(self._pending))
             send_partial = send_partial or self._flushing.is_set()
 
-    def _take(self, partial: bool) -> list[RequestVitals]:
+    def _take(self, partial: bool) -> list[Row]:
         """Return the next batch: a full one, or with partial whatever is buffered."""
         with self._lock:
             waiting = len(self._buffer)
@@ -210,6 +219,17 @@ class Sender:
             popleft = self._buffer.popleft
             return [popleft() for _ in range(self.batch_size)]
 
+    def _drop_unencodable(self, exc: Exception) -> None:
+        good = [row for row in self._pending if _encodable(row)]
+        bad = len(self._pending) - len(good)
+        logger.error("Dropped %d records that JSON cannot hold (%s)", bad, exc)
+        self._pending = good
+        with self._progress:
+            with self._lock:
+                self.dropped += bad
+                self._dropped_logged += bad  # Said here, with its reason.
+            self._progress.notify_all()
+
     def _settle(self, count: int) -> None:
         self._pending = []
         with self._progress:
@@ -222,6 +242,14 @@ class Sender:
                 self.dropped,
             )
             self._dropped_logged = self.dropped
+
+
+def _encodable(row: Row) -> bool:
+    try:
+        orjson.dumps(row)
+    except orjson.JSONEncodeError:
+        return False
+    return True
 
 
 _sender: Sender | None = None

@@ -12,6 +12,7 @@ from celery import Task
 from chomp_tasks.app import BATCH_SERIALIZER, app
 from chomp_tasks.config import get_settings
 from chomp_tasks.errors import StorageUnavailable
+from chomp_tasks.request_vitals import FIELDS, ID
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +90,11 @@ def monitor_request(
     bind=True, name="chomp_tasks.store_request_batch", serializer=BATCH_SERIALIZER, max_retries=None
 )
 def store_request_batch(self: Task, records: Any) -> None:
-    """Store a batch of request vitals records sent by `Monitor`, in one write per batch."""
+    """Store a batch of request vitals records sent by `Monitor`, in one write per batch.
+
+    Each record is a row (a JSON array in the order of `request_vitals.FIELDS`, as Monitor
+    sends it) or an object of named fields, as `monitor_request` takes them.
+    """
     if not isinstance(records, list):
         from chomp_tasks.collector import count_refused_message
 
@@ -98,12 +103,15 @@ def store_request_batch(self: Task, records: Any) -> None:
         )
         return
 
-    base = uuid.UUID(self.request.id) if _is_uuid(self.request.id) else uuid.uuid4()
-    # Records from Monitor carry their own ids; deriving one costs a hash, so only when needed.
-    default_ids = [
-        None if isinstance(r, dict) and r.get("id") is not None else uuid.uuid5(base, str(i)).hex
-        for i, r in enumerate(records)
-    ]
+    base: uuid.UUID | None = None
+    default_ids: list[str | None] = [None] * len(records)
+    for i, record in enumerate(records):
+        # Records from Monitor carry their own ids; deriving one costs a hash, so only when
+        # needed: the same message delivered again derives the same ids.
+        if not _carries_id(record):
+            if base is None:
+                base = uuid.UUID(self.request.id) if _is_uuid(self.request.id) else uuid.uuid4()
+            default_ids[i] = uuid.uuid5(base, str(i)).hex
     _store(self, records, default_ids)
 
 
@@ -116,6 +124,12 @@ def _store(task: Task, records: list[Any], default_ids: Sequence[str | None]) ->
     except OUTAGE_ERRORS as exc:
         retry_on_outage(task, exc)
     note_recovery()
+
+
+def _carries_id(record: object) -> bool:
+    if type(record) is list:
+        return len(record) == len(FIELDS) and record[ID] is not None
+    return isinstance(record, dict) and record.get("id") is not None
 
 
 def _is_uuid(text: object) -> bool:

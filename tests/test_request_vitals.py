@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from chomp_tasks import InvalidRecord
-from chomp_tasks.request_vitals import parse_record
+from chomp_tasks.request_vitals import FIELDS, RequestVitals, micros, parse_record, parse_row
 
 GOOD = {
     "resource_name": "BinanceETH",
@@ -60,6 +60,7 @@ def test_defaults_fill_optional_fields() -> None:
         ({"status_code": 600}, "status_code must be between 100 and 599"),
         ({"status_code": "200"}, "status_code must be an integer"),
         ({"field_count": -1}, "field_count must be between 0"),
+        ({"field_count": 2**31}, "field_count must be between 0 and 2147483647"),
         ({"instance_name": "i" * 256}, "instance_name .* 256 characters; at most 255"),
         ({"instance_name": "in\x00st"}, "instance_name .* contains a NUL character"),
         ({"ts": "yesterday"}, "ts 'yesterday' is not an ISO-8601 timestamp"),
@@ -84,3 +85,62 @@ def test_ids_in_any_uuid_spelling_are_stored_as_32_lowercase_hex_digits() -> Non
     plain = uuid.uuid4()
     for spelling in (plain.hex, str(plain), plain.hex.upper(), f"{{{plain}}}"):
         assert parse_record({**GOOD, "id": spelling}).id == plain.hex
+
+
+GOOD_ROW = [GOOD[name] for name in FIELDS]
+
+
+def test_a_row_is_checked_like_a_record_and_keeps_its_values() -> None:
+    row = parse_row([*GOOD_ROW[:6], 1_796_299_200_000_000, GOOD["id"]])
+
+    assert row == (
+        "BinanceETH",
+        "ingester-01",
+        5,
+        150.5,
+        2048,
+        200,
+        1_796_299_200_000_000,
+        "6f1c1c5e9d7e4d448f5d2a3c4b5d6e7f",
+    )
+    vitals = RequestVitals.from_row(row)
+    assert vitals.ts == datetime(2026, 12, 3, 12, tzinfo=UTC) and vitals.to_row() == row
+
+
+def test_a_row_may_carry_an_iso_timestamp_and_defaults_fill_its_gaps() -> None:
+    assert parse_row(GOOD_ROW)[6] == micros(datetime(2026, 12, 3, 12, tzinfo=UTC))
+    row = parse_row(["r", None, None, 1, 0, None, None, None], default_id="0" * 32, now_us=7)
+    assert row == ("r", "", 0, 1.0, 0, None, 7, "0" * 32)
+
+
+@pytest.mark.parametrize(
+    ("position", "value", "message"),
+    [
+        (0, "bad name", "contains ' '"),
+        (0, None, "missing field.*resource_name"),
+        (3, None, "missing field.*latency_ms"),
+        (3, "fast", "latency_ms must be a number"),
+        (4, -5, "response_bytes must be between 0"),
+        (2, 2**31, "field_count must be between 0 and 2147483647"),
+        (5, 600, "status_code must be between 100 and 599"),
+        (1, "in\x00st", "instance_name .* contains a NUL character"),
+        (6, 1.5e15, "ts must be whole microseconds since 1970-01-01 UTC or an ISO-8601 string"),
+        (6, 10**18, "ts 1000000000000000000 is outside the years 1 to 9999"),
+        (6, "yesterday", "ts 'yesterday' is not an ISO-8601 timestamp"),
+        (7, "not-a-uuid", "id 'not-a-uuid' is not a UUID"),
+    ],
+)
+def test_bad_values_of_a_row_are_refused_with_their_field_name(
+    position: int, value: object, message: str
+) -> None:
+    row = list(GOOD_ROW)
+    row[position] = value
+    with pytest.raises(InvalidRecord, match=message):
+        parse_row(row)
+
+
+def test_a_row_of_the_wrong_length_says_what_a_row_holds() -> None:
+    with pytest.raises(InvalidRecord, match=r"a record row must hold 8 values .*resource_name"):
+        parse_row(GOOD_ROW[:7])
+    with pytest.raises(InvalidRecord, match="must be a JSON object or array, got str"):
+        parse_row("BinanceETH")

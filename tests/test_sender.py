@@ -16,6 +16,7 @@ import redis
 
 from chomp_tasks import Monitor, RequestVitals
 from chomp_tasks.config import Settings
+from chomp_tasks.request_vitals import ID, Row
 from chomp_tasks.sender import Sender, publisher_for
 from tests.faults import TcpProxy
 
@@ -48,7 +49,7 @@ class Broker:
         for raw in reversed(self.client.lrange(self.queue, 0, -1)):
             message = orjson.loads(raw)
             body = orjson.loads(base64.b64decode(message["body"]))
-            found.append([record["id"] for record in body[0][0]])
+            found.append([row[ID] for row in body[0][0]])
         return found
 
     def delivered_ids(self) -> list[str]:
@@ -59,8 +60,8 @@ def settings(**changes: Any) -> Settings:
     return dataclasses.replace(Settings(), **({"batch_age_seconds": 0.02} | changes))
 
 
-def records(count: int) -> list[RequestVitals]:
-    return [RequestVitals("Feed", latency_ms=1.0, response_bytes=i) for i in range(count)]
+def records(count: int) -> list[Row]:
+    return [RequestVitals("Feed", latency_ms=1.0, response_bytes=i).to_row() for i in range(count)]
 
 
 @pytest.fixture
@@ -82,7 +83,7 @@ def test_records_are_held_while_the_broker_is_down_and_delivered_in_order_after(
     assert not sender.flush(timeout=0.5)
     broker_proxy.set_mode("open")
     assert sender.flush(timeout=15)
-    assert broker.delivered_ids() == [r.id for r in sent]
+    assert broker.delivered_ids() == [r[ID] for r in sent]
     assert max(len(batch) for batch in broker.batches()) <= 50
     assert sender.stats() == {"accepted": 500, "delivered": 500, "dropped": 0, "buffered": 0}
 
@@ -104,7 +105,7 @@ def test_a_steady_stream_goes_out_in_full_batches_and_the_remainder_waits_for_it
     assert [len(batch) for batch in broker.batches()] == [50, 50]
     assert sender.flush(timeout=5)
     assert [len(batch) for batch in broker.batches()] == [50, 50, 20]
-    assert broker.delivered_ids() == [r.id for r in sent]
+    assert broker.delivered_ids() == [r[ID] for r in sent]
 
 
 def test_overflow_drops_the_oldest_records_and_counts_them(
@@ -122,7 +123,7 @@ def test_overflow_drops_the_oldest_records_and_counts_them(
     delivered = broker.delivered_ids()
     assert stats["dropped"] == 2500 - len(delivered) > 0
     # What survives is the one batch taken before the outage was seen, then the newest ones.
-    assert delivered[-1000:] == [r.id for r in sent[-1000:]]
+    assert delivered[-1000:] == [r[ID] for r in sent[-1000:]]
     assert "dropped" in caplog.text
 
 
@@ -156,3 +157,33 @@ def test_stop_timer_returns_at_once_with_the_broker_unreachable() -> None:
 def test_stop_timer_before_start_timer_says_what_to_do() -> None:
     with pytest.raises(RuntimeError, match="stop_timer before start_timer"):
         Monitor("Unstarted").stop_timer(1, 200)
+
+
+def test_a_record_json_cannot_hold_is_dropped_with_its_reason_and_the_rest_delivered(
+    broker: Broker, caplog: pytest.LogCaptureFixture
+) -> None:
+    sender = Sender(settings(batch_size=50), publish=broker.publish)
+    sent = records(10)
+    # A size beyond 64 bits: the JSON encoder refuses it, and retrying would never help.
+    huge = RequestVitals("Feed", latency_ms=1.0, response_bytes=2**70).to_row()
+    for row in [*sent[:5], huge, *sent[5:]]:
+        sender.submit(row)
+
+    assert sender.flush(timeout=10)
+    assert broker.delivered_ids() == [r[ID] for r in sent]
+    assert sender.stats()["dropped"] == 1
+    assert "Dropped 1 records that JSON cannot hold" in caplog.text
+
+
+def test_stop_timer_takes_any_integer_type_and_names_a_size_that_is_not_one() -> None:
+    class Size:
+        def __index__(self) -> int:
+            return 42
+
+    monitor = Monitor("Sizes")
+    monitor.start_timer()
+    assert monitor.stop_timer(Size(), 200).response_bytes == 42  # type: ignore[arg-type]
+    monitor.start_timer()
+    with pytest.raises(TypeError, match="response_bytes must be a whole number, got str '42'"):
+        monitor.stop_timer("42", 200)  # type: ignore[arg-type]
+    monitor.flush(timeout=10)

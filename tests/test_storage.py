@@ -9,6 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from chomp_tasks import RequestVitals
 from chomp_tasks.collector import counters, store_records
 from chomp_tasks.last import read_last
 
@@ -87,6 +88,43 @@ def test_bad_records_are_refused_and_the_good_ones_beside_them_stored(
     assert not table_exists(engine, "Tab\tle_monitor")
 
 
+def test_rows_as_monitor_sends_them_are_stored_beside_named_records_and_bad_rows_refused(
+    settings: Any, engine: sa.Engine
+) -> None:
+    sent = [
+        RequestVitals("Mixed", "ingester-01", 3, 12.5, i, 200 if i % 2 else None).to_row()
+        for i in range(10)
+    ]
+    bad = [
+        [*sent[0][:2], 2**31, *sent[0][3:7], uuid.uuid4().hex],
+        [*sent[0][:7]],
+        ["Mixed", "ingester-01", 3, 12.5, 10, 200, "not a date", uuid.uuid4().hex],
+    ]
+    outcome = store(
+        settings,
+        [*map(list, sent[:5]), *bad, record("Mixed", instance_name="named"), *map(list, sent[5:])],
+    )
+
+    assert outcome.stored == 11
+    assert [reason.split(": ", 1)[1] for reason in outcome.refused] == [
+        "field_count must be between 0 and 2147483647, got 2147483648",
+        "a record row must hold 8 values (resource_name, instance_name, field_count, "
+        "latency_ms, response_bytes, status_code, ts, id), got 7",
+        "ts 'not a date' is not an ISO-8601 timestamp",
+    ]
+    with engine.connect() as conn:
+        stored = conn.execute(
+            sa.text(
+                "SELECT instance_name, field_count, latency_ms, response_bytes, status_code, "
+                "ts, replace(id::text, '-', '') FROM \"Mixed_monitor\" "
+                "WHERE instance_name = 'ingester-01' ORDER BY response_bytes"
+            )
+        ).all()
+    assert [tuple(row) for row in stored] == [
+        (r[1], r[2], r[3], r[4], r[5], RequestVitals.from_row(r).ts, r[7]) for r in sent
+    ]
+
+
 def test_a_record_delivered_twice_is_stored_once(settings: Any, engine: sa.Engine) -> None:
     batch = [record("Twice") for _ in range(20)]
     store(settings, batch)
@@ -100,7 +138,7 @@ def test_a_record_delivered_twice_is_stored_once(settings: Any, engine: sa.Engin
 def test_instance_names_with_tabs_newlines_and_backslashes_are_stored_intact(
     settings: Any, engine: sa.Engine
 ) -> None:
-    names = ["tab\there", "line\nbreak", "back\\slash\\N", "carriage\rreturn", "\\N"]
+    names = ["tab\there", "line\nbreak", "back\\slash\\N", "carriage\rreturn", "\\N", "Zürich-東京"]
     store(settings, [record("OddInstances", instance_name=name) for name in names])
 
     with engine.connect() as conn:

@@ -9,14 +9,14 @@ from typing import Any
 import sqlalchemy as sa
 from psycopg2.extras import execute_values
 
-from chomp_tasks.request_vitals import RequestVitals
+from chomp_tasks.request_vitals import RequestVitals, Row, from_micros
 from chomp_tasks.storage import ensure_monitor, insert_request_vitals
 from chomp_tasks.storage.request_rows import COLUMNS
 
 BATCH_ROWS = 1000
 _VALUES_INSERT = f"INSERT INTO chomp_request_vitals ({COLUMNS}) VALUES %s ON CONFLICT DO NOTHING"
 
-Write = Callable[[sa.Connection, Sequence[RequestVitals]], int]
+Write = Callable[[sa.Connection, Sequence[Row]], int]
 
 
 def storage_paths(engine: sa.Engine, batches: int) -> dict[str, Any]:
@@ -30,16 +30,16 @@ def storage_paths(engine: sa.Engine, batches: int) -> dict[str, Any]:
     return {"batch_rows": BATCH_ROWS, "batches": batches, **figures}
 
 
-def _batches(resource: str, count: int) -> list[list[RequestVitals]]:
+def _batches(resource: str, count: int) -> list[list[Row]]:
     return [
-        [RequestVitals(resource, "bench", 4, 1.5, i, 200) for i in range(BATCH_ROWS)]
+        [RequestVitals(resource, "bench", 4, 1.5, i, 200).to_row() for i in range(BATCH_ROWS)]
         for _ in range(count)
     ]
 
 
-def _rows_per_second(engine: sa.Engine, batches: list[list[RequestVitals]], write: Write) -> float:
+def _rows_per_second(engine: sa.Engine, batches: list[list[Row]], write: Write) -> float:
     with engine.begin() as conn:
-        ensure_monitor(conn, "resource", batches[0][0].resource_name)
+        ensure_monitor(conn, "resource", batches[0][0][0])
 
     started = time.perf_counter()
     for batch in batches:
@@ -48,13 +48,12 @@ def _rows_per_second(engine: sa.Engine, batches: list[list[RequestVitals]], writ
     return len(batches) * BATCH_ROWS / (time.perf_counter() - started)
 
 
-def _values(conn: sa.Connection, records: Sequence[RequestVitals]) -> int:
+def _values(conn: sa.Connection, records: Sequence[Row]) -> int:
     """The multi-row INSERT chomp_tasks used before COPY, kept here as the reference."""
     rows = [
-        (r.ts, r.instance_name, r.field_count, r.latency_ms, r.response_bytes, r.status_code,
-         r.resource_name, r.id)
-        for r in records
-    ]  # fmt: skip
+        (from_micros(ts_us), instance, count, latency, size, status, resource, record_id)
+        for resource, instance, count, latency, size, status, ts_us, record_id in records
+    ]
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
         execute_values(cursor, _VALUES_INSERT, rows, page_size=BATCH_ROWS)
