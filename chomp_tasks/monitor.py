@@ -6,12 +6,15 @@ import operator
 import threading
 import time
 
+import orjson
+
 from chomp_tasks.errors import InvalidName
 from chomp_tasks.names import check_name, table_name
 from chomp_tasks.request_vitals import (
     MAX_FIELD_COUNT,
     MAX_INSTANCE_NAME_LENGTH,
     RequestVitals,
+    from_micros,
     new_id,
 )
 from chomp_tasks.sender import get_sender
@@ -67,6 +70,7 @@ class Monitor:
         if instance_name is not None and len(instance_name) > MAX_INSTANCE_NAME_LENGTH:
             raise ValueError(f"instance_name has more than {MAX_INSTANCE_NAME_LENGTH} characters")
         _claim_table(resource_name)
+        get_sender()  # The process's first Monitor prepares the sender, off the timed path.
 
         self.resource_name = resource_name
         self.field_count = field_count
@@ -92,6 +96,7 @@ class Monitor:
         Raises:
             RuntimeError: start_timer was not called first.
             TypeError: response_bytes or status_code is not a whole number.
+            ValueError: response_bytes or status_code does not fit in 64 bits.
         """
         ended_ns = time.perf_counter_ns()
         if self._started_ns is None:
@@ -101,20 +106,25 @@ class Monitor:
         if type(status_code) is not int and status_code is not None:
             status_code = _whole(status_code, "status_code")
 
-        # The buffer holds the row, a tuple of plain values; see request_vitals.Row.
-        row = (
-            self.resource_name,
-            self.instance_name,
-            self.field_count,
-            (ended_ns - self._started_ns) / 1e6,
-            response_bytes,
-            status_code,
-            self._started_wall_ns // 1000,
-            new_id(),
-        )
+        latency_ms = (ended_ns - self._started_ns) / 1e6
+        ts_us, record_id = self._started_wall_ns // 1000, new_id()
         self._started_ns = None
-        get_sender().submit(row)
-        self.vitals = vitals = RequestVitals.from_row(row)
+        row = (self.resource_name, self.instance_name, self.field_count, latency_ms,
+               response_bytes, status_code, ts_us, record_id)  # fmt: skip
+        try:
+            encoded = orjson.dumps(row)
+        except orjson.JSONEncodeError:
+            raise ValueError(
+                f"stop_timer: response_bytes {response_bytes} or status_code {status_code} "
+                "is beyond 64 bits"
+            ) from None
+        # Encoded here, the record costs the garbage collector nothing while it waits; see
+        # the sender's buffer.
+        get_sender().submit(encoded)
+        self.vitals = vitals = RequestVitals(
+            self.resource_name, self.instance_name, self.field_count, latency_ms,
+            response_bytes, status_code, from_micros(ts_us), record_id,
+        )  # fmt: skip
         return vitals
 
     def flush(self, timeout: float | None = None) -> bool:

@@ -7,7 +7,6 @@ import concurrent.futures.thread  # noqa: F401  (see the comment in get_sender)
 import logging
 import os
 import threading
-import time
 from collections import deque
 from collections.abc import Callable, Sequence
 
@@ -16,7 +15,6 @@ from celery import Celery
 
 from chomp_tasks.app import BATCH_SERIALIZER
 from chomp_tasks.config import Settings, get_settings
-from chomp_tasks.request_vitals import Row
 
 logger = logging.getLogger(__name__)
 
@@ -24,12 +22,9 @@ BACKOFF_START_SECONDS = 0.2
 BACKOFF_MAX_SECONDS = 5.0
 EXIT_FLUSH_SECONDS = 5.0
 BATCH_TASK = "chomp_tasks.store_request_batch"
-# Records encoded per step of the sender. Each step is one call that holds the interpreter lock
-# (about 0.1 ms for 500 rows on a slow core); the ingester's threads get the lock between
-# steps instead of waiting for a whole batch to be encoded.
-ENCODE_STEP_RECORDS = 500
 
-Publish = Callable[[list[Row]], None]
+Publish = Callable[[list[bytes]], None]
+"""Sends one batch of records, each a JSON array (see request_vitals.Row), as one message."""
 
 
 def publisher_for(app: Celery) -> Publish:
@@ -38,7 +33,7 @@ def publisher_for(app: Celery) -> Publish:
     The function raises when the broker cannot take the message; the sender then retries.
     """
 
-    def publish(batch: list[Row]) -> None:
+    def publish(batch: list[bytes]) -> None:
         # argsrepr is given so that Celery does not build a repr of every record.
         app.send_task(
             BATCH_TASK,
@@ -52,24 +47,32 @@ def publisher_for(app: Celery) -> Publish:
     return publish
 
 
-def encode_batch(batch: Sequence[Row]) -> orjson.Fragment:
-    """Return the batch as one JSON array of rows, encoded in steps that let other threads run.
-
-    Raises:
-        orjson.JSONEncodeError: a value is of a type JSON cannot hold.
-    """
-    parts = []
-    for start in range(0, len(batch), ENCODE_STEP_RECORDS):
-        parts.append(orjson.dumps(batch[start : start + ENCODE_STEP_RECORDS])[1:-1])
-        time.sleep(0)  # Releases the interpreter lock to a waiting ingester thread.
-    return orjson.Fragment(b"[" + b",".join(parts) + b"]")
+def encode_batch(batch: Sequence[bytes]) -> orjson.Fragment:
+    """Return encoded records as one JSON array, ready for the message body."""
+    return orjson.Fragment(b"[" + b",".join(batch) + b"]")
 
 
-def publish_batch(batch: list[Row]) -> None:
+def publish_batch(batch: list[bytes]) -> None:
     """Send one batch through the chomp_tasks Celery app."""
     from chomp_tasks.app import app
 
     publisher_for(app)(batch)
+
+
+def prepare_publishing() -> None:
+    """Build on the calling thread what the first publish would otherwise build on the sender's.
+
+    That is about 0.1 s of imports (the broker's transport, Celery's message and event
+    modules), which on the sender thread would hold the interpreter lock while the ingester's
+    first requests are being timed. Nothing here touches the network.
+    """
+    from chomp_tasks.app import app
+
+    app.amqp.router  # noqa: B018
+    app.backend  # noqa: B018
+    app.events.Dispatcher  # noqa: B018
+    with app.connection_for_write() as connection:
+        connection.transport  # noqa: B018  (imports the transport's module)
 
 
 class Sender:
@@ -84,10 +87,11 @@ class Sender:
         self.batch_size = settings.batch_size
         self.batch_age_seconds = settings.batch_age_seconds
         self._publish = publish
-        # Rows, not RequestVitals: the garbage collector stops tracking a tuple of plain values,
-        # so a buffer filled while the broker is away does not lengthen the ingester's full
-        # collections (62 ms against 26 ms with 100,000 buffered dataclass records).
-        self._buffer: deque[Row] = deque(maxlen=settings.buffer_size)
+        # Records arrive encoded: bytes are invisible to the garbage collector, so buffering
+        # them never triggers a collection in the ingester, and a buffer filled while the
+        # broker is away does not lengthen its full collections (62 ms against 26 ms with
+        # 100,000 buffered dataclass records).
+        self._buffer: deque[bytes] = deque(maxlen=settings.buffer_size)
         self._lock = threading.Lock()
         self._arrived = threading.Event()
         self._full_batch = threading.Event()
@@ -95,18 +99,21 @@ class Sender:
         self._flushing = threading.Event()
         self._progress = threading.Condition()
         self._thread: threading.Thread | None = None
-        self._pending: list[Row] = []
+        self._pending: list[bytes] = []
         self.accepted = 0
         self.delivered = 0
         self.dropped = 0
         self._dropped_logged = 0
 
-    def submit(self, row: Row) -> None:
-        """Buffer one record; when the buffer is full the oldest record is dropped and counted."""
+    def submit(self, record: bytes) -> None:
+        """Buffer one record, encoded as a JSON array (see request_vitals.Row).
+
+        When the buffer is full the oldest record is dropped and counted.
+        """
         with self._lock:
             if len(self._buffer) == self._buffer.maxlen:
                 self.dropped += 1
-            self._buffer.append(row)
+            self._buffer.append(record)
             self.accepted += 1
             waiting = len(self._buffer)
             if self._thread is None:
@@ -179,11 +186,6 @@ class Sender:
                     return
             try:
                 self._publish(self._pending)
-            except orjson.JSONEncodeError as exc:
-                # Not the broker's fault, and retrying would not help: drop the rows at fault
-                # and send the others.
-                self._drop_unencodable(exc)
-                continue
             except Exception as exc:
                 if not failing:
                     logger.warning(
@@ -203,7 +205,7 @@ class Sender:
             self._settle(len(self._pending))
             send_partial = send_partial or self._flushing.is_set()
 
-    def _take(self, partial: bool) -> list[Row]:
+    def _take(self, partial: bool) -> list[bytes]:
         """Return the next batch: a full one, or with partial whatever is buffered."""
         with self._lock:
             waiting = len(self._buffer)
@@ -219,17 +221,6 @@ class Sender:
             popleft = self._buffer.popleft
             return [popleft() for _ in range(self.batch_size)]
 
-    def _drop_unencodable(self, exc: Exception) -> None:
-        good = [row for row in self._pending if _encodable(row)]
-        bad = len(self._pending) - len(good)
-        logger.error("Dropped %d records that JSON cannot hold (%s)", bad, exc)
-        self._pending = good
-        with self._progress:
-            with self._lock:
-                self.dropped += bad
-                self._dropped_logged += bad  # Said here, with its reason.
-            self._progress.notify_all()
-
     def _settle(self, count: int) -> None:
         self._pending = []
         with self._progress:
@@ -242,14 +233,6 @@ class Sender:
                 self.dropped,
             )
             self._dropped_logged = self.dropped
-
-
-def _encodable(row: Row) -> bool:
-    try:
-        orjson.dumps(row)
-    except orjson.JSONEncodeError:
-        return False
-    return True
 
 
 _sender: Sender | None = None
@@ -270,6 +253,7 @@ def get_sender() -> Sender:
         return sender
     with _sender_lock:
         if _sender is None:
+            prepare_publishing()
             _sender = Sender(get_settings())
             atexit.register(_close_at_exit)
         return _sender

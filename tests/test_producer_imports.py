@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 
@@ -19,3 +20,26 @@ def test_importing_monitor_loads_no_worker_only_module() -> None:
     )
 
     assert done.stdout.strip() == "[]"
+
+
+def test_the_first_monitor_loads_the_broker_client_before_any_request_is_timed() -> None:
+    # Imports on the sender thread would hold the interpreter lock while the ingester's first
+    # requests are timed; Monitor() does them up front, and touches no network doing so.
+    code = (
+        "import sys\n"
+        "from chomp_tasks import Monitor\n"
+        "monitor = Monitor('ImportProbe')\n"
+        "before = set(sys.modules)\n"
+        "monitor.start_timer()\n"
+        "monitor.stop_timer(1, 200)\n"
+        "assert monitor.flush(timeout=30)\n"
+        "print(sorted(set(sys.modules) - before))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+
+    late = ast.literal_eval(done.stdout.strip())
+    # Connecting still loads a few small standard modules (host name and auth helpers).
+    assert [name for name in late if name.split(".")[0] not in sys.stdlib_module_names] == []
+    assert len(late) <= 8, late

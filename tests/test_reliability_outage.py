@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
+import orjson
 import pytest
 import sqlalchemy as sa
 
@@ -112,7 +113,7 @@ def test_broker_outage_holds_records_in_the_ingester_and_delivers_them_after(
     for i in range(4000):  # 200 records/s for 20 s
         record = RequestVitals("BrokerOutage", latency_ms=1.0, response_bytes=i)
         started = time.perf_counter()
-        sender.submit(record)
+        sender.submit(orjson.dumps(record.to_row()))
         slowest = max(slowest, time.perf_counter() - started)
         sent.append(record.id)
         if i % 20 == 19:

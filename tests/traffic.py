@@ -7,6 +7,7 @@ import threading
 import time
 import uuid
 
+import orjson
 import sqlalchemy as sa
 
 from chomp_tasks import RequestVitals
@@ -32,7 +33,7 @@ class Traffic:
         """Send count records in store_request_batch messages, as Monitor does."""
         for start in range(0, count, batch_size):
             batch = [self._record(i) for i in range(start, min(count, start + batch_size))]
-            self._publish(batch)
+            self._publish([orjson.dumps(r.to_row()) for r in batch])
             self.sent.extend(r.id for r in batch)
 
     def direct(self, count: int, per_second: float) -> None:
