@@ -18,6 +18,8 @@ from chomp_tasks.bench.timing import summarise, time_calls
 
 FLUSH_SECONDS = 60.0
 STALL_LIMIT_NS = 1_000_000
+STALL_ROUNDS = 5
+STALL_WAIT_SECONDS = 0.0002
 PACE_EVERY_RECORDS = 10
 LPUSH_PAYLOAD = b"x" * 200
 
@@ -39,20 +41,59 @@ def latency(count: int) -> dict[str, Any]:
 
 
 def stall(count: int) -> dict[str, Any]:
-    """Time stop_timer at full speed while the sender publishes batches as large as allowed.
+    """Count stop_timer calls over 1 ms, next to the same caller work with no sender thread.
 
-    The reference does the caller's share of the same work, building a record and buffering it
-    under a lock, with no sender thread: its stalls are the machine's (other processes, the
-    garbage collector), not the sender's.
+    Two callers: one that calls stop_timer back to back (the worst case: it never lets go of
+    the interpreter lock, so the sender only runs when the interpreter forces a switch), and
+    one that waits STALL_WAIT_SECONDS before each request, as an ingester waits on HTTP; for
+    that one the whole iteration beyond the wait is timed, since a sender holding the lock
+    when the wait ends delays the caller there. Rounds
+    of the reference and of the sender alternate, so that the machine's own stalls (other
+    processes, the garbage collector) fall on both alike; each round of the sender ends with a
+    flush, outside the timed calls. The queue is one no worker reads, so the calls compete
+    with no worker for the cores.
     """
-    floor = _durations(_caller_work_without_sender(), count)
-    calls = _durations(lambda monitor: monitor.stop_timer(100, 200), count, "BenchStall")
-    return {
-        "noise_floor": summarise(floor).as_list(),
-        "stop_timer_big_batches": summarise(calls).as_list(),
-        "noise_over_1ms": sum(1 for d in floor if d > STALL_LIMIT_NS),
-        "calls_over_1ms": sum(1 for d in calls if d > STALL_LIMIT_NS),
-    } | _flushed()
+    from chomp_tasks.sender import get_sender
+
+    cpu = _publish_cpu(get_sender())
+    figures: dict[str, Any] = {}
+    for caller, calls, wait in (("tight", count, 0.0), ("waiting", count // 5, STALL_WAIT_SECONDS)):
+        floor: list[int] = []
+        timed: list[int] = []
+        for _ in range(STALL_ROUNDS):
+            floor += _durations(_caller_work_without_sender(), calls // STALL_ROUNDS, wait=wait)
+            timed += _durations(
+                lambda monitor: monitor.stop_timer(100, 200), calls // STALL_ROUNDS, "BenchStall",
+                wait=wait,
+            )  # fmt: skip
+            get_sender().flush(FLUSH_SECONDS)
+        figures[caller] = {
+            "wait_s": wait,
+            "noise_floor": summarise(floor).as_list(),
+            "stop_timer": summarise(timed).as_list(),
+            "noise_over_1ms": sum(1 for d in floor if d > STALL_LIMIT_NS),
+            "calls_over_1ms": sum(1 for d in timed if d > STALL_LIMIT_NS),
+            "calls": len(timed),
+        }
+    return figures | {"publish_cpu_us": summarise(cpu).as_list()} | _flushed()
+
+
+def _publish_cpu(sender: Any) -> list[int]:
+    """Record the sender thread's CPU time for each batch it publishes, in nanoseconds.
+
+    The interpreter lock is held for at most that long in one stretch by the sender.
+    """
+    publish, spent = sender._publish, list[int]()
+
+    def timed(batch: list[bytes]) -> None:
+        started = time.thread_time_ns()
+        try:
+            publish(batch)
+        finally:
+            spent.append(time.thread_time_ns() - started)
+
+    sender._publish = timed
+    return spent
 
 
 def down(count: int) -> dict[str, Any]:
@@ -124,15 +165,19 @@ def _delay(calls: int) -> Any:
 
 
 def _caller_work_without_sender() -> Callable[[Any], object]:
+    """Return the caller's share of stop_timer's work with no sender: build, encode, buffer."""
     import threading
 
-    from chomp_tasks.request_vitals import RequestVitals
+    from chomp_tasks.request_vitals import RequestVitals, from_micros, new_id
 
-    lock, buffer = threading.Lock(), deque[object](maxlen=100_000)
+    lock, buffer = threading.Lock(), deque[bytes](maxlen=100_000)
 
     def work(monitor: Any) -> None:
+        row = ("BenchFloor", "bench", 4, 1.5, 100, 200, time.time_ns() // 1000, new_id())
+        encoded = orjson.dumps(row)
         with lock:
-            buffer.append(RequestVitals("BenchFloor", "bench", 4, 1.5, 100, 200))
+            buffer.append(encoded)
+        RequestVitals(*row[:6], from_micros(row[6]), row[7])
 
     return work
 
@@ -142,7 +187,7 @@ def _stop_timer(resource: str, count: int) -> Any:
 
 
 def _durations(
-    call: Callable[[Any], object], count: int, resource: str = "BenchFloor"
+    call: Callable[[Any], object], count: int, resource: str = "BenchFloor", wait: float = 0.0
 ) -> list[int]:
     from chomp_tasks import Monitor
 
@@ -153,11 +198,23 @@ def _durations(
 
     clock = time.perf_counter_ns
     durations = [0] * count
+    if not wait:
+        for i in range(count):
+            monitor.start_timer()
+            started = clock()
+            call(monitor)
+            durations[i] = clock() - started
+        return durations
+
+    # With a wait, the whole iteration is timed less the wait asked for: a sender holding the
+    # interpreter lock when the wait ends delays the caller before stop_timer is reached.
+    wait_ns = int(wait * 1e9)
     for i in range(count):
-        monitor.start_timer()
         started = clock()
+        time.sleep(wait)
+        monitor.start_timer()
         call(monitor)
-        durations[i] = clock() - started
+        durations[i] = clock() - started - wait_ns
     return durations
 
 
