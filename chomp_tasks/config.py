@@ -36,7 +36,7 @@ class Settings:
     ipv4_url: str = DEFAULT_IPV4_URL
     ipv6_url: str = DEFAULT_IPV6_URL
     geo_url: str = DEFAULT_GEO_URL
-    batch_size: int = 500
+    batch_size: int = 1000
     batch_age_seconds: float = 0.25
     buffer_size: int = 100_000
     # A dead worker's messages come back within this plus one sweep (at most 10 s): under the
@@ -64,7 +64,7 @@ class Settings:
             ipv4_url=reader.text("CHOMP_IPV4_URL", DEFAULT_IPV4_URL),
             ipv6_url=reader.text("CHOMP_IPV6_URL", DEFAULT_IPV6_URL),
             geo_url=reader.text("CHOMP_GEO_URL", DEFAULT_GEO_URL),
-            batch_size=int(reader.number("CHOMP_BATCH_SIZE", 500, minimum=1, maximum=5000)),
+            batch_size=int(reader.number("CHOMP_BATCH_SIZE", 1000, minimum=1, maximum=5000)),
             batch_age_seconds=reader.number("CHOMP_BATCH_AGE", 0.25, minimum=0.01, maximum=5.0),
             buffer_size=int(reader.number("CHOMP_BUFFER_SIZE", 100_000, minimum=1000)),
             visibility_timeout_seconds=reader.number("CHOMP_VISIBILITY_TIMEOUT", 90.0, minimum=2.0),
