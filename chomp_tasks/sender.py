@@ -175,7 +175,8 @@ class Sender:
 
         A remainder smaller than a batch waits for the next wake-up: sending it at once would
         turn a steady stream into many small messages, each costing the worker as much as a
-        full one.
+        full one. That holds for the records that arrive while a partial batch is published,
+        too: only a flush sends a second partial batch in one drain.
         """
         backoff = BACKOFF_START_SECONDS
         failing = False
@@ -203,7 +204,7 @@ class Sender:
                 failing = False
                 backoff = BACKOFF_START_SECONDS
             self._settle(len(self._pending))
-            send_partial = send_partial or self._flushing.is_set()
+            send_partial = self._flushing.is_set()
 
     def _take(self, partial: bool) -> list[bytes]:
         """Return the next batch: a full one, or with partial whatever is buffered."""

@@ -111,6 +111,26 @@ def test_a_steady_stream_goes_out_in_full_batches_and_the_remainder_waits_for_it
     assert broker.delivered_ids() == [r[ID] for r in sent]
 
 
+def test_a_trickle_goes_out_once_per_batch_age_not_as_one_message_per_publish(
+    broker: Broker,
+) -> None:
+    # A record every few tenths of a millisecond, below a full batch per age: each message
+    # costs the worker as much as a full one, so they must go out about once per age, however
+    # many records arrive while the previous message is being published.
+    sender = Sender(settings(batch_size=5000, batch_age_seconds=0.2), publish=broker.publish)
+    sent = records(3000)
+    started = time.monotonic()
+    for row in sent:
+        sender.submit(orjson.dumps(row))
+        time.sleep(0.0002)
+    ages = (time.monotonic() - started) / 0.2
+
+    assert sender.flush(timeout=10)
+    assert broker.delivered_ids() == [r[ID] for r in sent]
+    sizes = [len(batch) for batch in broker.batches()]
+    assert len(sizes) <= ages + 2, sizes
+
+
 def test_overflow_drops_the_oldest_records_and_counts_them(
     broker: Broker, broker_proxy: TcpProxy, caplog: pytest.LogCaptureFixture
 ) -> None:
