@@ -18,6 +18,7 @@ DEFAULT_IPV4_URL = "https://api4.ipify.org/?format=json"
 DEFAULT_IPV6_URL = "https://api6.ipify.org/?format=json"
 DEFAULT_GEO_URL = "http://ip-api.com/json/{ip}"
 
+SENDERS = ("process", "thread")
 _KEY_PREFIX_RULE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
 
@@ -43,6 +44,7 @@ class Settings:
     # two minutes an operator expects, well above the time a batch takes to store.
     visibility_timeout_seconds: float = 90.0
     celery_config_module: str = ""
+    sender: str = "process"
 
     @classmethod
     def from_mapping(cls, env: Mapping[str, str]) -> Settings:
@@ -69,6 +71,7 @@ class Settings:
             buffer_size=int(reader.number("CHOMP_BUFFER_SIZE", 100_000, minimum=1000)),
             visibility_timeout_seconds=reader.number("CHOMP_VISIBILITY_TIMEOUT", 90.0, minimum=2.0),
             celery_config_module=env.get("CHOMP_CELERY_CONFIG", "").strip(),
+            sender=reader.text("CHOMP_SENDER", "process"),
         )
         settings.check()
         return settings
@@ -78,6 +81,11 @@ class Settings:
         if not _KEY_PREFIX_RULE.match(self.redis_prefix):
             raise ConfigError(
                 f"CHOMP_REDIS_PREFIX={self.redis_prefix!r} must be 1 to 64 letters, digits or _.:-"
+            )
+        if self.sender not in SENDERS:
+            raise ConfigError(
+                f"CHOMP_SENDER={self.sender!r} must be one of {', '.join(SENDERS)}: "
+                "process publishes through a relay process, thread on a thread of the ingester"
             )
         if "{ip}" not in self.geo_url:
             raise ConfigError(f"CHOMP_GEO_URL={self.geo_url!r} must contain the placeholder {{ip}}")

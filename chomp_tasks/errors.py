@@ -25,6 +25,10 @@ class BenchError(ChompError):
     """A step of `chomp-tasks bench` failed; the message says which."""
 
 
+class PublishFailed(ChompError):
+    """A batch of records could not be handed to the broker; the sender keeps it and retries."""
+
+
 class StorageUnavailable(ChompError):
     """PostgreSQL could not be reached or refused the operation."""
 

@@ -8,19 +8,21 @@ import logging
 import os
 import threading
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import orjson
 from celery import Celery
 
 from chomp_tasks.app import BATCH_SERIALIZER
 from chomp_tasks.config import Settings, get_settings
+from chomp_tasks.relay import Relay, encode_body
 
 logger = logging.getLogger(__name__)
 
 BACKOFF_START_SECONDS = 0.2
 BACKOFF_MAX_SECONDS = 5.0
 EXIT_FLUSH_SECONDS = 5.0
+RELAY_EXIT_SECONDS = 1.0
 BATCH_TASK = "chomp_tasks.store_request_batch"
 
 Publish = Callable[[list[bytes]], None]
@@ -34,29 +36,34 @@ def publisher_for(app: Celery) -> Publish:
     """
 
     def publish(batch: list[bytes]) -> None:
-        # argsrepr is given so that Celery does not build a repr of every record.
-        app.send_task(
-            BATCH_TASK,
-            args=(encode_batch(batch),),
-            serializer=BATCH_SERIALIZER,
-            argsrepr=f"<{len(batch)} records>",
-            kwargsrepr="{}",
-            retry=False,
-        )
+        send_body(app, encode_body(batch), len(batch))
 
     return publish
 
 
-def encode_batch(batch: Sequence[bytes]) -> orjson.Fragment:
-    """Return encoded records as one JSON array, ready for the message body."""
-    return orjson.Fragment(b"[" + b",".join(batch) + b"]")
+def send_body(app: Celery, body: bytes, count: int) -> None:
+    """Send records already encoded as one JSON array as one `store_request_batch` message."""
+    # argsrepr is given so that Celery does not build a repr of every record.
+    app.send_task(
+        BATCH_TASK,
+        args=(orjson.Fragment(body),),
+        serializer=BATCH_SERIALIZER,
+        argsrepr=f"<{count} records>",
+        kwargsrepr="{}",
+        retry=False,
+    )
+
+
+def publish_body(body: bytes, count: int) -> None:
+    """Send one encoded batch through the chomp_tasks Celery app."""
+    from chomp_tasks.app import app
+
+    send_body(app, body, count)
 
 
 def publish_batch(batch: list[bytes]) -> None:
-    """Send one batch through the chomp_tasks Celery app."""
-    from chomp_tasks.app import app
-
-    publisher_for(app)(batch)
+    """Send one batch through the chomp_tasks Celery app, from this process."""
+    publish_body(encode_body(batch), len(batch))
 
 
 def prepare_publishing() -> None:
@@ -86,7 +93,7 @@ class Sender:
     def __init__(self, settings: Settings, publish: Publish = publish_batch) -> None:
         self.batch_size = settings.batch_size
         self.batch_age_seconds = settings.batch_age_seconds
-        self._publish = publish
+        self.publish = publish
         # Records arrive encoded: bytes are invisible to the garbage collector, so buffering
         # them never triggers a collection in the ingester, and a buffer filled while the
         # broker is away does not lengthen its full collections (62 ms against 26 ms with
@@ -186,11 +193,11 @@ class Sender:
                 if not self._pending:
                     return
             try:
-                self._publish(self._pending)
+                self.publish(self._pending)
             except Exception as exc:
                 if not failing:
                     logger.warning(
-                        "Broker unreachable, %d records held for retry: %s",
+                        "Broker did not take a batch, %d records held for retry: %s",
                         len(self._buffer) + len(self._pending),
                         exc,
                     )
@@ -254,15 +261,31 @@ def get_sender() -> Sender:
         return sender
     with _sender_lock:
         if _sender is None:
-            prepare_publishing()
-            _sender = Sender(get_settings())
+            _sender = Sender(get_settings(), publish=default_publisher(get_settings()))
             atexit.register(_close_at_exit)
         return _sender
 
 
+def default_publisher(settings: Settings) -> Publish:
+    """Return how this process's sender publishes: through a relay process, or on its thread.
+
+    On its thread, each batch holds the interpreter lock for about a millisecond (see relay.py);
+    the broker client is then imported here, off the timed path.
+    """
+    if settings.sender == "process":
+        return Relay()
+    prepare_publishing()
+    return publish_batch
+
+
 def _close_at_exit() -> None:
-    if _sender is not None:
-        _sender.close()
+    sender = _sender
+    if sender is None:
+        return
+    sender.close()
+    if isinstance(sender.publish, Relay):
+        # A relay still busy now holds a batch the sender has given up on: do not wait long.
+        sender.publish.close(timeout=RELAY_EXIT_SECONDS)
 
 
 def _forget_after_fork() -> None:

@@ -7,8 +7,10 @@ the in-process Celery app, the CLI subprocesses and the workers all use the same
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import redis
@@ -22,6 +24,12 @@ from tests.services import (
     new_run_id,
     start_worker,
 )
+
+if TYPE_CHECKING:
+    # Imported where used: both import chomp_tasks, whose settings must be read after RUN_ENV
+    # below is in the environment.
+    from tests.faults import TcpProxy
+    from tests.queue_reader import Broker
 
 RUN_ID = new_run_id()
 
@@ -114,3 +122,23 @@ def worker(run_env: dict[str, str], tmp_path: Path, settings, workers: list[Work
     workers.append(started)
     started.wait_ready()
     return started
+
+
+@pytest.fixture
+def broker_proxy() -> Iterator[TcpProxy]:
+    """A path to this run's Redis broker that a test can cut and restore."""
+    from tests.faults import TcpProxy
+
+    proxy = TcpProxy("127.0.0.1", 6379)
+    yield proxy
+    proxy.close()
+
+
+@pytest.fixture
+def broker(broker_proxy: TcpProxy) -> Iterator[Broker]:
+    """A queue of the test's own on this run's Redis broker, reached through broker_proxy."""
+    from tests.queue_reader import Broker
+
+    broker = Broker(broker_proxy, f"sender-test-{uuid.uuid4().hex[:8]}")
+    yield broker
+    broker.client.delete(broker.queue)

@@ -44,6 +44,7 @@ def test_celery_accepts_json_only_and_keeps_no_results() -> None:
         ("CHOMP_GEO_URL", "http://geo/", "CHOMP_GEO_URL='http://geo/' must contain"),
         ("CHOMP_REDIS_PREFIX", "a b", "CHOMP_REDIS_PREFIX='a b' must be"),
         ("CHOMP_DATABASE_URL", "mysql://u:pw@h/db", "must be a PostgreSQL URL"),
+        ("CHOMP_SENDER", "threads", "CHOMP_SENDER='threads' must be one of process, thread"),
     ],
 )
 def test_a_bad_value_is_refused_naming_the_variable(name: str, value: str, message: str) -> None:

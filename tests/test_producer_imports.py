@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
+
+import pytest
 
 WORKER_ONLY_MODULES = ("sqlalchemy", "psycopg2", "alembic", "psutil")
 
@@ -22,9 +25,11 @@ def test_importing_monitor_loads_no_worker_only_module() -> None:
     assert done.stdout.strip() == "[]"
 
 
-def test_the_first_monitor_loads_the_broker_client_before_any_request_is_timed() -> None:
+@pytest.mark.parametrize("sender", ["process", "thread"])
+def test_the_first_record_loads_nothing_but_small_standard_modules(sender: str) -> None:
     # Imports on the sender thread would hold the interpreter lock while the ingester's first
-    # requests are timed; Monitor() does them up front, and touches no network doing so.
+    # requests are timed. With a relay process, this process never loads the broker client;
+    # on a thread, Monitor() loads it up front, and touches no network doing so.
     code = (
         "import sys\n"
         "from chomp_tasks import Monitor\n"
@@ -36,7 +41,12 @@ def test_the_first_monitor_loads_the_broker_client_before_any_request_is_timed()
         "print(sorted(set(sys.modules) - before))\n"
     )
     done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        env={**os.environ, "CHOMP_SENDER": sender},
     )
 
     late = ast.literal_eval(done.stdout.strip())

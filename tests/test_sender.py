@@ -2,58 +2,19 @@
 
 from __future__ import annotations
 
-import base64
 import dataclasses
-import os
 import time
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import orjson
 import pytest
-import redis
 
 from chomp_tasks import Monitor, RequestVitals
 from chomp_tasks.config import Settings
 from chomp_tasks.request_vitals import ID, Row
 from chomp_tasks.sender import Sender, publisher_for
 from tests.faults import TcpProxy
-
-
-@pytest.fixture
-def broker_proxy() -> Iterator[TcpProxy]:
-    """A path to this run's Redis broker that a test can cut and restore."""
-    proxy = TcpProxy("127.0.0.1", 6379)
-    yield proxy
-    proxy.close()
-
-
-class Broker:
-    """The run's real Redis broker, reached through a proxy, and what reached its queue."""
-
-    def __init__(self, proxy: TcpProxy, queue: str) -> None:
-        from chomp_tasks.app import create_app
-
-        db = Settings.from_mapping(os.environ).broker_url.rsplit("/", 1)[1]
-        broker_url = proxy.url("redis", f"/{db}")
-        self.app = create_app(dataclasses.replace(Settings(), broker_url=broker_url, queue=queue))
-        self.queue = queue
-        self.client = redis.Redis.from_url(Settings.from_mapping(os.environ).broker_url)
-
-        self.publish = publisher_for(self.app)
-
-    def batches(self) -> list[list[str]]:
-        """Return the record ids of each message in the queue, oldest first."""
-        found = []
-        for raw in reversed(self.client.lrange(self.queue, 0, -1)):
-            message = orjson.loads(raw)
-            body = orjson.loads(base64.b64decode(message["body"]))
-            found.append([row[ID] for row in body[0][0]])
-        return found
-
-    def delivered_ids(self) -> list[str]:
-        return [record_id for batch in self.batches() for record_id in batch]
+from tests.queue_reader import Broker
 
 
 def settings(**changes: Any) -> Settings:
@@ -67,13 +28,6 @@ def records(count: int) -> list[Row]:
 def submit_all(sender: Sender, rows: list[Row]) -> None:
     for row in rows:
         sender.submit(orjson.dumps(row))
-
-
-@pytest.fixture
-def broker(broker_proxy: TcpProxy) -> Iterator[Broker]:
-    broker = Broker(broker_proxy, f"sender-test-{uuid.uuid4().hex[:8]}")
-    yield broker
-    broker.client.delete(broker.queue)
 
 
 def test_records_are_held_while_the_broker_is_down_and_delivered_in_order_after(
@@ -156,8 +110,8 @@ def test_stop_timer_returns_at_once_with_the_broker_unreachable() -> None:
     # A port nothing listens on: each publish attempt fails in the sender thread.
     closed = create_app(dataclasses.replace(Settings(), broker_url="redis://127.0.0.1:1/0"))
     sender = get_sender()
-    original = sender._publish
-    sender._publish = publisher_for(closed)  # type: ignore[method-assign]
+    original = sender.publish
+    sender.publish = publisher_for(closed)
     try:
         monitor = Monitor("Unreachable", field_count=2)
         started = time.perf_counter()
@@ -172,7 +126,7 @@ def test_stop_timer_returns_at_once_with_the_broker_unreachable() -> None:
         # Not a speed assertion: a thousand calls that waited on a connection would take minutes.
         assert elapsed < 5
     finally:
-        sender._publish = original  # type: ignore[method-assign]
+        sender.publish = original
         sender.flush(timeout=10)
 
 

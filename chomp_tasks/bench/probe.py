@@ -14,10 +14,10 @@ from typing import Any
 
 import orjson
 
+from chomp_tasks.bench.attribution import STALL_LIMIT_NS, Call, PublishWatch, attribute
 from chomp_tasks.bench.timing import summarise, time_calls
 
 FLUSH_SECONDS = 60.0
-STALL_LIMIT_NS = 1_000_000
 STALL_ROUNDS = 5
 STALL_WAIT_SECONDS = 0.0002
 PACE_EVERY_RECORDS = 10
@@ -41,64 +41,43 @@ def latency(count: int) -> dict[str, Any]:
 
 
 def stall(count: int) -> dict[str, Any]:
-    """Count stop_timer calls over 1 ms, next to the same caller work with no sender thread.
+    """Count stop_timer calls over 1 ms, and how many fell while the sender was publishing.
 
     Two callers: one that calls stop_timer back to back (the worst case: it never lets go of
     the interpreter lock, so the sender only runs when the interpreter forces a switch), and
     one that waits STALL_WAIT_SECONDS before each request, as an ingester waits on HTTP; for
     that one the whole iteration beyond the wait is timed, since a sender holding the lock
-    when the wait ends delays the caller there. Rounds
-    of the reference and of the sender alternate, so that the machine's own stalls (other
-    processes, the garbage collector) fall on both alike; each round of the sender ends with a
-    flush, outside the timed calls. The queue is one no worker reads, so the calls compete
-    with no worker for the cores.
+    when the wait ends delays the caller there. The verdict comes from `attribution`; as a
+    second reference, rounds of the same caller work with no sender at all alternate with
+    the sender's. Each round of the sender ends with a flush, outside the timed calls. The
+    queue is one no worker reads, so the calls compete with no worker for the cores.
     """
     from chomp_tasks.sender import get_sender
 
-    cpu = _publish_cpu(get_sender())
+    watch = PublishWatch(get_sender())
     figures: dict[str, Any] = {}
-    for caller, calls, wait in (("tight", count, 0.0), ("waiting", count // 5, STALL_WAIT_SECONDS)):
-        floor: list[int] = []
-        timed: list[int] = []
+    callers = (("tight", count, 0.0), ("waiting", count * 2 // 5, STALL_WAIT_SECONDS))
+    for caller, calls, wait in callers:
+        floor: list[Call] = []
+        timed: list[Call] = []
         for _ in range(STALL_ROUNDS):
-            floor += _durations(_caller_work_without_sender(), calls // STALL_ROUNDS, wait=wait)
-            timed += _durations(
-                lambda monitor: monitor.stop_timer(100, 200), calls // STALL_ROUNDS, "BenchStall",
-                wait=wait,
-            )  # fmt: skip
+            floor += _timed_calls(_caller_work_without_sender(), calls // STALL_ROUNDS, wait=wait)
+            timed += _timed_calls(_record_request, calls // STALL_ROUNDS, "BenchStall", wait=wait)
             get_sender().flush(FLUSH_SECONDS)
         figures[caller] = {
             "wait_s": wait,
-            "noise_floor": summarise(floor).as_list(),
-            "stop_timer": summarise(timed).as_list(),
-            "noise_over_1ms": sum(1 for d in floor if d > STALL_LIMIT_NS),
-            "calls_over_1ms": sum(1 for d in timed if d > STALL_LIMIT_NS),
+            "noise_floor": summarise([d for _, d in floor]).as_list(),
+            "stop_timer": summarise([d for _, d in timed]).as_list(),
+            "noise_over_1ms": sum(1 for _, d in floor if d > STALL_LIMIT_NS),
+            "calls_over_1ms": sum(1 for _, d in timed if d > STALL_LIMIT_NS),
             "calls": len(timed),
-        }
-    return figures | {"publish_cpu_us": summarise(cpu).as_list()} | _flushed()
-
-
-def _publish_cpu(sender: Any) -> list[int]:
-    """Record the sender thread's CPU time for each batch it publishes, in nanoseconds.
-
-    The interpreter lock is held for at most that long in one stretch by the sender.
-    """
-    publish, spent = sender._publish, list[int]()
-
-    def timed(batch: list[bytes]) -> None:
-        started = time.thread_time_ns()
-        try:
-            publish(batch)
-        finally:
-            spent.append(time.thread_time_ns() - started)
-
-    sender._publish = timed
-    return spent
+        } | attribute(timed, watch.windows)
+    return figures | {"publish_cpu_us": summarise(watch.cpu_ns).as_list()} | _flushed()
 
 
 def down(count: int) -> dict[str, Any]:
     """Time stop_timer while the broker's port is closed."""
-    summary = _stop_timer("BenchDown", count)
+    summary = _stop_timer("BenchDown", count, settle=False)
     return {"stop_timer_down": summary.as_list()}
 
 
@@ -182,40 +161,60 @@ def _caller_work_without_sender() -> Callable[[Any], object]:
     return work
 
 
-def _stop_timer(resource: str, count: int) -> Any:
-    return summarise(_durations(lambda monitor: monitor.stop_timer(100, 200), count, resource))
+def _stop_timer(resource: str, count: int, settle: bool = True) -> Any:
+    return summarise(_durations(_record_request, count, resource, settle=settle))
+
+
+def _record_request(monitor: Any) -> object:
+    return monitor.stop_timer(100, 200)
 
 
 def _durations(
-    call: Callable[[Any], object], count: int, resource: str = "BenchFloor", wait: float = 0.0
+    call: Callable[[Any], object], count: int, resource: str = "BenchFloor", settle: bool = True
 ) -> list[int]:
+    return [duration for _, duration in _timed_calls(call, count, resource, settle=settle)]
+
+
+def _timed_calls(
+    call: Callable[[Any], object],
+    count: int,
+    resource: str = "BenchFloor",
+    wait: float = 0.0,
+    settle: bool = True,
+) -> list[Call]:
+    """Time count calls of call(monitor), each after a wait if one is given."""
     from chomp_tasks import Monitor
+    from chomp_tasks.sender import get_sender
 
     monitor = Monitor(resource, field_count=4, instance_name="bench")
-    for _ in range(100):  # Starts the sender thread before the timed calls.
+    for _ in range(100):
         monitor.start_timer()
         call(monitor)
+    # The sender thread and its relay process start before the timed calls, as they would in
+    # an ingester long before most of its requests (with the broker away, only the thread).
+    if settle:
+        get_sender().flush(FLUSH_SECONDS)
 
     clock = time.perf_counter_ns
-    durations = [0] * count
+    starts, durations = [0] * count, [0] * count
     if not wait:
         for i in range(count):
             monitor.start_timer()
-            started = clock()
+            starts[i] = started = clock()
             call(monitor)
             durations[i] = clock() - started
-        return durations
+        return list(zip(starts, durations, strict=True))
 
     # With a wait, the whole iteration is timed less the wait asked for: a sender holding the
     # interpreter lock when the wait ends delays the caller before stop_timer is reached.
     wait_ns = int(wait * 1e9)
     for i in range(count):
-        started = clock()
+        starts[i] = started = clock()
         time.sleep(wait)
         monitor.start_timer()
         call(monitor)
         durations[i] = clock() - started - wait_ns
-    return durations
+    return list(zip(starts, durations, strict=True))
 
 
 def _pace(due: float) -> None:

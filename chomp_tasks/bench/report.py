@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
+
+from chomp_tasks.bench.attribution import beyond_chance
 
 STOP_TIMER_MEDIAN_TARGET_US = 10.0
 STOP_TIMER_P99_TARGET_US = 100.0
@@ -12,6 +13,8 @@ RECORDS_TARGET_PER_SECOND = 40_000
 BASELINE_TARGET_RATIO = 50.0
 LAG_TARGET_SECONDS = 2.0
 SAMPLE_TARGET_MS = 5.0
+# Above this share of calls made while a batch was published, see stalls_within_chance.
+MOSTLY_PUBLISHING = 0.5
 
 _CALLER_ROWS = (
     ("noise_floor", "empty timed loop (noise floor)"),
@@ -77,18 +80,16 @@ def _caller(latency: dict[str, Any], stall: dict[str, Any]) -> list[str]:
     ):
         figures = stall[caller]
         median, p99, worst = figures["stop_timer"]
-        over, floor = figures["calls_over_1ms"], figures["noise_over_1ms"]
-        verdicts[caller] = within_noise(over, floor)
+        verdicts[caller] = stalls_within_chance(figures)
         lines += [
             f"  {label:42} {median:9.2f} {p99:9.2f} {worst:9.0f}",
-            f"    calls over 1 ms: {over} of {figures['calls']:,}; the same caller work with no "
-            f"sender thread: {floor} (max {figures['noise_floor'][2]:,.0f} us); "
-            f"{'within' if verdicts[caller] else 'ABOVE'} the machine's own",
+            f"    {_stalls(figures)}",
         ]
     publish = stall["publish_cpu_us"]
     lines += [
-        f"  sender CPU per batch (the longest it holds the interpreter lock): median "
+        f"  sender thread CPU per batch, publishing through the relay: median "
         f"{publish[0]:,.0f} us, max {publish[2]:,.0f} us",
+        *_thread_sender(stall["thread"]),
         f"  target no stall over 1 ms from monitoring: an ingester waiting on I/O "
         f"{verdict(verdicts['waiting'])}; a caller that never waits {verdict(verdicts['tight'])}",
         "",
@@ -96,13 +97,40 @@ def _caller(latency: dict[str, Any], stall: dict[str, Any]) -> list[str]:
     return lines
 
 
-def within_noise(count: int, reference: int) -> bool:
-    """Say whether a count of stalls is within chance of the reference count.
+def stalls_within_chance(figures: dict[str, Any]) -> bool:
+    """Say whether a caller's slow calls are what chance gives, not the sender's doing.
 
-    Stalls come as rare, independent events, so a count varies by about its square root from
-    run to run; three times that is allowed before the difference is called real.
+    The slow calls made while a batch was published are held against their share of all
+    calls. A caller that never waits keeps a batch in publishing nearly all the time, which
+    leaves no calls outside to compare with; its slow calls are held against the rounds with
+    no sender at all instead.
     """
-    return count <= reference + 3 * math.sqrt(reference + 1)
+    if figures["share_publishing"] < MOSTLY_PUBLISHING:
+        return not beyond_chance(figures["over_1ms_publishing"], figures["over_1ms_by_chance"])
+    return not beyond_chance(figures["calls_over_1ms"], figures["noise_over_1ms"])
+
+
+def _stalls(figures: dict[str, Any]) -> str:
+    """Return one caller's slow calls: all, while publishing against chance, and with no sender."""
+    return (
+        f"calls over 1 ms: {figures['calls_over_1ms']} of {figures['calls']:,}; "
+        f"while a batch was published: {figures['over_1ms_publishing']}, by chance "
+        f"{figures['over_1ms_by_chance']:.1f} ({figures['share_publishing']:.1%} of calls); "
+        f"with no sender at all: {figures['noise_over_1ms']}; "
+        f"{'within' if stalls_within_chance(figures) else 'BEYOND'} chance"
+    )
+
+
+def _thread_sender(stall: dict[str, Any]) -> list[str]:
+    """Return the lines of the reference: the sender publishing on a thread of the ingester."""
+    publish = stall["publish_cpu_us"]
+    return [
+        "  the reference, publishing on a thread of the ingester (CHOMP_SENDER=thread):",
+        f"    waiting caller: {_stalls(stall['waiting'])}",
+        f"    back to back: {_stalls(stall['tight'])}",
+        f"    sender thread CPU per batch, all of it holding the interpreter lock: median "
+        f"{publish[0]:,.0f} us, max {publish[2]:,.0f} us",
+    ]
 
 
 def _throughput(figures: dict[str, Any]) -> list[str]:

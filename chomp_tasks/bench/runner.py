@@ -86,8 +86,13 @@ def run_bench(settings: Settings, quick: bool = False, as_json: bool = False) ->
 
 def _measure(sandbox: Sandbox, sizes: Sizes) -> dict[str, Any]:
     latency = sandbox.probe("latency", sizes.latency_calls)
-    # A queue no worker reads (removed with the sandbox's keys): see probe.stall.
-    stall = sandbox.probe("stall", sizes.stall_calls, CHOMP_QUEUE=f"{sandbox.settings.queue}-stall")
+    # A queue no worker reads (removed with the sandbox's keys): see probe.stall. The sender on
+    # a thread of the ingester is the reference for the relay process that publishes by default.
+    unread = f"{sandbox.settings.queue}-stall"
+    stall = sandbox.probe("stall", sizes.stall_calls, CHOMP_QUEUE=unread, CHOMP_SENDER="process")
+    stall["thread"] = sandbox.probe(
+        "stall", sizes.stall_calls // 2, CHOMP_QUEUE=unread, CHOMP_SENDER="thread"
+    )
     latency |= sandbox.probe("down", sizes.down_calls, CHOMP_BROKER_URL=_closed_port_url())
     _wait_count(sandbox, "BenchLatency", latency["sender"]["delivered"])
 
