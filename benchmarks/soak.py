@@ -2,9 +2,10 @@
 
 Run: python benchmarks/soak.py [minutes] [records/s]     (defaults: 30 minutes, 500 records/s)
 
-The ingester is this process. Every 15 s it samples the resident memory of itself and of each
-worker's main and pool processes. At the end it flushes, waits for the rows and prints what was
-sent, stored and dropped, and each process's memory after warm-up, at the end and at its peak.
+The ingester is this process. Every 15 s it samples the resident memory of itself, of its
+relay process (a new relay gets a line of its own) and of each worker's main and pool
+processes. At the end it flushes, waits for the rows and prints what was sent, stored and
+dropped, and each process's memory after warm-up, at the end and at its peak.
 """
 
 from __future__ import annotations
@@ -69,7 +70,12 @@ def _produce(workers: list[Worker], seconds: float, rate: float) -> dict[str, li
 
 
 def _sample(workers: list[Worker], memory: dict[str, list[float]], elapsed: float) -> None:
+    from chomp_tasks.sender import get_sender
+
     processes = {"ingester": psutil.Process()}
+    relay_pid = getattr(get_sender().publish, "pid", None)
+    if relay_pid is not None:
+        processes[f"relay (pid {relay_pid})"] = psutil.Process(relay_pid)
     for number, worker in enumerate(workers):
         main = psutil.Process(worker.process.pid)
         processes[f"worker{number} main"] = main
