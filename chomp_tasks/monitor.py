@@ -12,8 +12,8 @@ from chomp_tasks.errors import InvalidName
 from chomp_tasks.names import check_name, table_name
 from chomp_tasks.request_vitals import (
     MAX_FIELD_COUNT,
-    MAX_INSTANCE_NAME_LENGTH,
     RequestVitals,
+    check_instance_name,
     from_micros,
     new_id,
 )
@@ -55,7 +55,8 @@ class Monitor:
         Raises:
             InvalidName: the resource name breaks the naming rule, or another resource name of
                 this process maps to the same table.
-            ValueError: field_count is negative or instance_name is too long.
+            ValueError: field_count is out of range, or instance_name is not a string that
+                can be stored (InvalidRecord, which says why).
         """
         check_name(resource_name)
         if (
@@ -67,8 +68,8 @@ class Monitor:
                 f"field_count must be a whole number from 0 to {MAX_FIELD_COUNT}, "
                 f"got {field_count!r}"
             )
-        if instance_name is not None and len(instance_name) > MAX_INSTANCE_NAME_LENGTH:
-            raise ValueError(f"instance_name has more than {MAX_INSTANCE_NAME_LENGTH} characters")
+        if instance_name is not None:
+            check_instance_name(instance_name)
         _claim_table(resource_name)
         get_sender()  # The process's first Monitor prepares the sender, off the timed path.
 

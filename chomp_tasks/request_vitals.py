@@ -240,23 +240,42 @@ def _resource(value: object) -> str:
     return name
 
 
-def _instance_name(value: object) -> str:
-    if value is None:
-        return ""
-    if type(value) is str and value in _GOOD_INSTANCES:
-        return value
+def check_instance_name(value: object) -> str:
+    """Return value if it can be stored as an instance name.
+
+    Raises:
+        InvalidRecord: value is not a string, holds a NUL character or a lone surrogate (text
+            that is not Unicode, such as an undecodable byte of a host name), or is longer
+            than MAX_INSTANCE_NAME_LENGTH; the message says which.
+    """
     if not isinstance(value, str):
         raise InvalidRecord(f"instance_name must be a string, got {type(value).__name__}")
     if "\x00" in value:
         raise InvalidRecord(f"instance_name {shorten(repr(value))} contains a NUL character")
+    try:
+        value.encode()
+    except UnicodeEncodeError as exc:
+        raise InvalidRecord(
+            f"instance_name {shorten(repr(value))} is not valid Unicode "
+            f"(character {exc.start} is a lone surrogate)"
+        ) from None
     if len(value) > MAX_INSTANCE_NAME_LENGTH:
         raise InvalidRecord(
             f"instance_name {shorten(value)!r} has {len(value)} characters; "
             f"at most {MAX_INSTANCE_NAME_LENGTH}"
         )
-    if len(_GOOD_INSTANCES) < MAX_GOOD_NAMES:
-        _GOOD_INSTANCES.add(value)
     return value
+
+
+def _instance_name(value: object) -> str:
+    if value is None:
+        return ""
+    if type(value) is str and value in _GOOD_INSTANCES:
+        return value
+    name = check_instance_name(value)
+    if len(_GOOD_INSTANCES) < MAX_GOOD_NAMES:
+        _GOOD_INSTANCES.add(name)
+    return name
 
 
 def _count(value: object, name: str, most: int = MAX_BYTES) -> int:

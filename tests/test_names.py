@@ -2,7 +2,7 @@
 
 import pytest
 
-from chomp_tasks import InvalidName, Monitor
+from chomp_tasks import InvalidName, InvalidRecord, Monitor
 from chomp_tasks.names import check_table_name, table_name
 
 
@@ -58,3 +58,20 @@ def test_two_names_sharing_a_table_are_refused_in_one_process() -> None:
 def test_text_that_is_no_monitor_table_is_refused(text: str) -> None:
     with pytest.raises(InvalidName):
         check_table_name(text)
+
+
+@pytest.mark.parametrize(
+    ("instance_name", "rule"),
+    [
+        ("i" * 256, "256 characters; at most 255"),
+        ("in\x00st", "contains a NUL character"),
+        ("host\udcff", "not valid Unicode"),
+        (7, "must be a string, got int"),
+    ],
+)
+def test_monitor_refuses_an_instance_name_no_worker_would_store(
+    instance_name: object, rule: str
+) -> None:
+    # Refused here, not by the worker after every record of the Monitor has been sent.
+    with pytest.raises(InvalidRecord, match=f"instance_name .*{rule}"):
+        Monitor("WellNamed", instance_name=instance_name)  # type: ignore[arg-type]

@@ -63,6 +63,8 @@ def test_defaults_fill_optional_fields() -> None:
         ({"field_count": 2**31}, "field_count must be between 0 and 2147483647"),
         ({"instance_name": "i" * 256}, "instance_name .* 256 characters; at most 255"),
         ({"instance_name": "in\x00st"}, "instance_name .* contains a NUL character"),
+        ({"instance_name": "in\udcffst"}, "character 2 is a lone surrogate"),
+        ({"instance_name": 7}, "instance_name must be a string, got int"),
         ({"ts": "yesterday"}, "ts 'yesterday' is not an ISO-8601 timestamp"),
         ({"ts": 1700000000}, "ts must be an ISO-8601 string"),
         ({"id": "not-a-uuid"}, "id 'not-a-uuid' is not a UUID"),
