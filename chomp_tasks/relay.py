@@ -15,6 +15,7 @@ stdout, one line per batch: "+" when the broker took the message, or "-" and the
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import select
@@ -33,8 +34,13 @@ logger = logging.getLogger(__name__)
 
 HEADER = struct.Struct("!II")
 # Not `-m chomp_tasks.relay`: the package imports this module, and runpy warns when a module it
-# is asked to run as __main__ is already imported.
-RELAY_COMMAND = "import sys; from chomp_tasks.relay import main; sys.exit(main())"
+# is asked to run as __main__ is already imported. The relay imports from the ingester's own
+# sys.path, given as its first argument: an ingester started as `python ingest/run.py` finds
+# modules beside its script (a CHOMP_CELERY_CONFIG module, say) that `python -c` would not.
+RELAY_COMMAND = (
+    "import sys, json; sys.path[:] = json.loads(sys.argv[1]); "
+    "from chomp_tasks.relay import main; sys.exit(main())"
+)
 # Celery gives up on an unreachable broker within a few seconds (see app.py); a relay that has
 # not answered in this long is stuck, and is replaced.
 ANSWER_TIMEOUT_SECONDS = 30.0
@@ -78,6 +84,7 @@ class Relay:
         self.answer_timeout_seconds = answer_timeout_seconds
         self._process: subprocess.Popen[bytes] | None = None
         self._answers = b""
+        self._answered = False
         with _relays_lock:
             _relays.append(self)
 
@@ -120,14 +127,14 @@ class Relay:
         # The relay inherits the environment, hence the same CHOMP_* settings, and the
         # ingester's stderr, where its warnings and tracebacks go.
         process = subprocess.Popen(
-            [sys.executable, "-c", RELAY_COMMAND],
+            [sys.executable, "-c", RELAY_COMMAND, json.dumps(sys.path)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=self.env,
             close_fds=True,
         )
         logger.info("Relay %d started to publish this process's request vitals", process.pid)
-        self._process, self._answers = process, b""
+        self._process, self._answers, self._answered = process, b"", False
         return process
 
     def _answer(self, process: subprocess.Popen[bytes]) -> bytes:
@@ -141,9 +148,16 @@ class Relay:
             chunk = os.read(fd, 4096)
             if not chunk:
                 code = process.wait()
-                self._replace(f"the relay process exited with code {code}")
+                if self._answered:
+                    self._replace(f"the relay process exited with code {code}")
+                self._replace(
+                    f"the relay process ({sys.executable} -c ...) exited with code {code} before "
+                    "its first answer; its error is above on this process's stderr. "
+                    "CHOMP_SENDER=thread publishes from this process instead"
+                )
             self._answers += chunk
         line, self._answers = self._answers.split(b"\n", 1)
+        self._answered = True
         return line
 
     def _replace(self, reason: str) -> NoReturn:

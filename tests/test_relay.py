@@ -9,6 +9,7 @@ import sys
 import textwrap
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import orjson
 import psutil
@@ -189,3 +190,48 @@ def test_a_forked_ingester_has_a_relay_of_its_own(broker: Broker) -> None:
     assert child_relay != parent_relay
     assert len(broker.delivered_ids()) == 2
     wait_for(lambda: gone(child_relay), timeout=10, what="the child's relay to exit")
+
+
+def test_the_relay_imports_from_where_its_ingester_does(broker: Broker, tmp_path: Path) -> None:
+    # `python ingest/run.py` finds modules beside the script; a relay started as `python -c`
+    # from the same folder would not, and could not load the ingester's Celery settings.
+    (tmp_path / "ingest").mkdir()
+    (tmp_path / "ingest" / "ingest_celery.py").write_text("task_default_priority = 5\n")
+    script = tmp_path / "ingest" / "run.py"
+    script.write_text(
+        textwrap.dedent("""
+            from chomp_tasks import Monitor
+            monitor = Monitor("ScriptIngester")
+            monitor.start_timer()
+            monitor.stop_timer(1, 200)
+            print(monitor.flush(timeout=20), flush=True)
+        """)
+    )
+    env = broker.relay_env() | {"CHOMP_CELERY_CONFIG": "ingest_celery"}
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+
+    assert done.stdout.strip() == "True", done.stderr
+    assert len(broker.delivered_ids()) == 1
+
+
+def test_a_relay_that_cannot_start_says_where_its_error_is_and_what_else_to_use(
+    broker: Broker,
+) -> None:
+    relay = Relay(env=broker.relay_env() | {"PYTHONHOME": "/nonexistent"})
+    batch = [orjson.dumps(row) for row in records(1)]
+    try:
+        with pytest.raises(PublishFailed, match="before its first answer") as caught:
+            relay(batch)
+    finally:
+        relay.close()
+
+    assert "stderr" in str(caught.value) and "CHOMP_SENDER=thread" in str(caught.value)
+    assert broker.delivered_ids() == []
