@@ -181,7 +181,8 @@ class Sandbox:
     def _delete_keys(self) -> None:
         queue, prefix = self.settings.queue, self.settings.redis_prefix
         for url, patterns in (
-            (self.settings.broker_url, [f"{queue}*", f"_kombu.binding*.{queue}"]),
+            # The queue's own keys, and kombu's bindings of it and of the bench's other queues.
+            (self.settings.broker_url, [f"{queue}*", f"_kombu.binding*.{queue}*"]),
             (self.settings.redis_url, [f"{prefix}*"]),
         ):
             if not url.startswith("redis"):
