@@ -11,7 +11,10 @@ import orjson
 from chomp_tasks.errors import InvalidName
 from chomp_tasks.names import check_name, table_name
 from chomp_tasks.request_vitals import (
+    MAX_BYTES,
     MAX_FIELD_COUNT,
+    MAX_STATUS,
+    MIN_STATUS,
     RequestVitals,
     check_instance_name,
     from_micros,
@@ -97,7 +100,8 @@ class Monitor:
         Raises:
             RuntimeError: start_timer was not called first.
             TypeError: response_bytes or status_code is not a whole number.
-            ValueError: response_bytes or status_code does not fit in 64 bits.
+            ValueError: response_bytes is negative or beyond 64 bits, or status_code is not
+                a three-digit HTTP status.
         """
         ended_ns = time.perf_counter_ns()
         if self._started_ns is None:
@@ -106,19 +110,24 @@ class Monitor:
             response_bytes = _whole(response_bytes, "response_bytes")
         if type(status_code) is not int and status_code is not None:
             status_code = _whole(status_code, "status_code")
+        # The worker would refuse these; refused here, the caller learns which value was wrong.
+        if not 0 <= response_bytes <= MAX_BYTES:
+            raise ValueError(
+                f"stop_timer: response_bytes must be between 0 and {MAX_BYTES}, "
+                f"got {response_bytes}"
+            )
+        if status_code is not None and not MIN_STATUS <= status_code <= MAX_STATUS:
+            raise ValueError(
+                f"stop_timer: status_code must be between {MIN_STATUS} and {MAX_STATUS} "
+                f"or None, got {status_code}"
+            )
 
         latency_ms = (ended_ns - self._started_ns) / 1e6
         ts_us, record_id = self._started_wall_ns // 1000, new_id()
         self._started_ns = None
         row = (self.resource_name, self.instance_name, self.field_count, latency_ms,
                response_bytes, status_code, ts_us, record_id)  # fmt: skip
-        try:
-            encoded = orjson.dumps(row)
-        except orjson.JSONEncodeError:
-            raise ValueError(
-                f"stop_timer: response_bytes {response_bytes} or status_code {status_code} "
-                "is beyond 64 bits"
-            ) from None
+        encoded = orjson.dumps(row)
         # Encoded here, the record costs the garbage collector nothing while it waits; see
         # the sender's buffer.
         get_sender().submit(encoded)

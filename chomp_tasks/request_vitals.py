@@ -29,6 +29,8 @@ FIELDS = (
 REQUIRED_FIELDS = frozenset({"resource_name", "latency_ms", "response_bytes"})
 MAX_FIELD_COUNT = 2**31 - 1  # an integer column
 MAX_BYTES = 2**63 - 1  # a bigint column
+# Every three-digit status, as HTTP clients report them: servers do send some above 599.
+MIN_STATUS, MAX_STATUS = 100, 999
 
 Row = tuple[str, str, int, float, int, int | None, int, str]
 """A record as Monitor sends it in a batch and as a worker writes it: the values of FIELDS in
@@ -167,7 +169,7 @@ def parse_row(values: Any, default_id: str | None = None, now_us: int | None = N
         and 0.0 <= latency < math.inf
         and type(size) is int
         and 0 <= size <= MAX_BYTES
-        and (status is None or (type(status) is int and 100 <= status <= 599))
+        and (status is None or (type(status) is int and MIN_STATUS <= status <= MAX_STATUS))
         and type(ts) is int
         and MIN_TS_US <= ts <= MAX_TS_US
         and type(record_id) is str
@@ -303,14 +305,16 @@ def _latency(value: object) -> float:
 
 
 def _status(value: object) -> int | None:
-    if type(value) is int and 100 <= value <= 599:
+    if type(value) is int and MIN_STATUS <= value <= MAX_STATUS:
         return value
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidRecord(f"status_code must be an integer, got {shorten(repr(value))}")
-    if not 100 <= value <= 599:
-        raise InvalidRecord(f"status_code must be between 100 and 599, got {value!r}")
+    if not MIN_STATUS <= value <= MAX_STATUS:
+        raise InvalidRecord(
+            f"status_code must be between {MIN_STATUS} and {MAX_STATUS}, got {value!r}"
+        )
     return value
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from chomp_tasks.config import Settings
 from tests.conftest import RUN_ID
 from tests.services import POSTGRES_URL, Worker, start_worker, wait_for
 
@@ -115,3 +117,45 @@ def test_a_worker_started_before_the_database_says_so_and_waits_for_it(
     finally:
         proxy.close()
     assert "Traceback" not in worker.log()
+
+
+def test_statuses_up_to_999_fit_tables_made_before_the_range_was_widened(
+    fresh_database: str, settings: Settings
+) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    from chomp_tasks.storage import migrate
+    from chomp_tasks.storage.engine import create_database_if_missing
+    from chomp_tasks.storage.monitors import ensure_monitor
+    from chomp_tasks.storage.schema import VERSION_TABLE, migrations_path
+
+    fresh = dataclasses.replace(settings, database_url=f"{POSTGRES_URL}/{fresh_database}")
+    create_database_if_missing(fresh)
+    engine = sa.create_engine(fresh.database_url, poolclass=sa.pool.NullPool)
+    config = Config()
+    config.set_main_option("script_location", str(migrations_path()))
+    config.set_main_option("version_table", VERSION_TABLE)
+    insert = sa.text(
+        'INSERT INTO "Widened_monitor" (ts, latency_ms, response_bytes, status_code, resource, id)'
+        " VALUES (now(), 1, 1, :status, 'Widened', gen_random_uuid())"
+    )
+    with engine.connect() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0004")
+        ensure_monitor(conn, "resource", "Widened")
+        conn.commit()
+        with pytest.raises(sa.exc.IntegrityError):
+            conn.execute(insert, {"status": 999})
+        conn.rollback()
+
+    migrate(fresh)
+
+    with engine.begin() as conn:
+        conn.execute(insert, {"status": 999})
+        # A table made after the upgrade takes the new range too.
+        ensure_monitor(conn, "resource", "Later")
+        conn.execute(sa.text(str(insert).replace("Widened", "Later")), {"status": 999})
+    with engine.connect() as conn, pytest.raises(sa.exc.IntegrityError, match="status_code"):
+        conn.execute(insert, {"status": 1000})
+    engine.dispose()

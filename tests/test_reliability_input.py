@@ -38,7 +38,7 @@ BAD_DIRECT: dict[str, tuple[dict[str, Any], str]] = {
     "negative latency": (good(latency_ms=-1.0), "got -1.0"),
     "text latency": (good(latency_ms="fast"), "latency_ms must be a number, got 'fast'"),
     "negative bytes": (good(response_bytes=-5), "response_bytes must be between 0"),
-    "status": (good(status_code=600), "status_code must be between 100 and 599, got 600"),
+    "status": (good(status_code=1000), "status_code must be between 100 and 999, got 1000"),
     "instance": (good(instance_name="i" * 256), "has 256 characters; at most 255"),
     "ts": (good(ts="yesterday"), "ts 'yesterday' is not an ISO-8601 timestamp"),
     "missing": ({"resource_name": "Doorway", "latency_ms": 1.0}, "missing field(s) response_bytes"),

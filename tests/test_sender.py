@@ -135,7 +135,7 @@ def test_stop_timer_before_start_timer_says_what_to_do() -> None:
         Monitor("Unstarted").stop_timer(1, 200)
 
 
-def test_stop_timer_takes_any_integer_type_and_names_a_size_it_cannot_send() -> None:
+def test_stop_timer_takes_any_integer_type_and_names_a_value_no_worker_would_store() -> None:
     class Size:
         def __index__(self) -> int:
             return 42
@@ -146,7 +146,14 @@ def test_stop_timer_takes_any_integer_type_and_names_a_size_it_cannot_send() -> 
     monitor.start_timer()
     with pytest.raises(TypeError, match="response_bytes must be a whole number, got str '42'"):
         monitor.stop_timer("42", 200)  # type: ignore[arg-type]
-    monitor.start_timer()
-    with pytest.raises(ValueError, match=r"response_bytes 1180591620717411303424 .* beyond 64"):
-        monitor.stop_timer(2**70, 200)
+    for response_bytes, status_code, message in [
+        (2**70, 200, r"response_bytes must be between 0 and 9223372036854775807, got 1180591"),
+        (-1, 200, "response_bytes must be between 0 and .*, got -1$"),
+        (10, 99, "status_code must be between 100 and 999 or None, got 99$"),
+        (10, 1000, "status_code must be between 100 and 999 or None, got 1000$"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            monitor.stop_timer(response_bytes, status_code)
+    # Statuses beyond 599 are what some servers send, and are recorded.
+    assert monitor.stop_timer(10, 999).status_code == 999
     monitor.flush(timeout=10)

@@ -67,7 +67,7 @@ def test_bad_records_are_refused_and_the_good_ones_beside_them_stored(
         record("Good-One", latency_ms=float("nan")),
         record("Good-One", latency_ms=-3),
         record("Good-One", response_bytes=-1),
-        record("Good-One", status_code=700),
+        record("Good-One", status_code=1000),
         record("Good-One", instance_name="x" * 256),
         record("Good-One", ts="not a date"),
         {k: v for k, v in record("Good-One").items() if k != "latency_ms"},
@@ -144,6 +144,21 @@ def test_instance_names_with_tabs_newlines_and_backslashes_are_stored_intact(
     with engine.connect() as conn:
         stored = conn.scalars(sa.text('SELECT instance_name FROM "OddInstances_monitor"')).all()
     assert sorted(stored) == sorted(names)
+
+
+def test_every_three_digit_status_and_no_status_are_stored(
+    settings: Any, engine: sa.Engine
+) -> None:
+    statuses = [100, 200, 404, 599, 999, None]
+    # Half as named records, half as rows as Monitor sends them.
+    named = [record("Statuses", status_code=status) for status in statuses[:3]]
+    rows = [list(RequestVitals("Statuses", status_code=s).to_row()) for s in statuses[3:]]
+    outcome = store(settings, [*named, *rows])
+
+    assert outcome.stored == len(statuses) and not outcome.refused
+    with engine.connect() as conn:
+        stored = conn.scalars(sa.text('SELECT status_code FROM "Statuses_monitor"')).all()
+    assert sorted(stored, key=lambda s: s or 0) == sorted(statuses, key=lambda s: s or 0)
 
 
 def test_last_never_moves_back_to_an_older_row(settings: Any) -> None:
