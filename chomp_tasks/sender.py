@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import orjson
 from celery import Celery
+from celery.signals import worker_process_shutdown
 
 from chomp_tasks.app import BATCH_SERIALIZER
 from chomp_tasks.config import Settings, get_settings
@@ -286,6 +287,16 @@ def _close_at_exit() -> None:
     if isinstance(sender.publish, Relay):
         # A relay still busy now holds a batch the sender has given up on: do not wait long.
         sender.publish.close(timeout=RELAY_EXIT_SECONDS)
+
+
+@worker_process_shutdown.connect
+def _close_in_pool_process(**_: object) -> None:
+    """Flush as a Celery pool process exits: it leaves with os._exit, so atexit never runs.
+
+    Without this, an ingester that runs as Celery tasks would lose what a pool process still
+    buffers each time the process is replaced (--max-tasks-per-child) or the worker stops.
+    """
+    _close_at_exit()
 
 
 def _forget_after_fork() -> None:

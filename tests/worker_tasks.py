@@ -15,3 +15,14 @@ def spin(until: float) -> None:
     stop = min(until, time.time() + MAX_SPIN_SECONDS)
     while time.time() < stop:
         pass
+
+
+@app.task(name="tests.ingest")
+def ingest(resource: str, count: int) -> None:
+    """Time `count` requests with Monitor, as an ingester that runs as a Celery task does."""
+    from chomp_tasks import Monitor
+
+    monitor = Monitor(resource, field_count=1, instance_name="pool-ingester")
+    for i in range(count):
+        monitor.start_timer()
+        monitor.stop_timer(i, 200)
