@@ -289,7 +289,6 @@ def _close_at_exit() -> None:
         sender.publish.close(timeout=RELAY_EXIT_SECONDS)
 
 
-@worker_process_shutdown.connect
 def _close_in_pool_process(**_: object) -> None:
     """Flush as a Celery pool process exits: it leaves with os._exit, so atexit never runs.
 
@@ -297,6 +296,9 @@ def _close_in_pool_process(**_: object) -> None:
     buffers each time the process is replaced (--max-tasks-per-child) or the worker stops.
     """
     _close_at_exit()
+
+
+worker_process_shutdown.connect(_close_in_pool_process, weak=False)
 
 
 def _forget_after_fork() -> None:
