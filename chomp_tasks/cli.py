@@ -34,7 +34,13 @@ def _stats(args: argparse.Namespace, settings: Settings) -> int:
         counts = cache.get_counts()
     except redis.RedisError as exc:
         raise StorageUnavailable(f"cache {cache.describe()} is unreachable: {exc}") from None
-    known = ("stored_records", "duplicate_records", "refused_records", "refused_messages")
+    known = (
+        "stored_records",
+        "duplicate_records",
+        "refused_records",
+        "refused_messages",
+        "dropped_by_ingesters",
+    )
     print(json.dumps({**dict.fromkeys(known, 0), **counts}, indent=2))
     return 0
 
@@ -64,7 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_read_commands(commands)
 
     stats = commands.add_parser(
-        "stats", help="print the cluster's counts of stored, duplicate and refused records"
+        "stats",
+        help="print the cluster's counts of stored, duplicate and refused records, and of "
+        "records ingesters dropped",
     )
     stats.set_defaults(run=_stats)
 

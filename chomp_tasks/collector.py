@@ -53,6 +53,7 @@ class BatchOutcome:
     stored: int = 0
     duplicates: int = 0
     refused: list[str] = field(default_factory=list)
+    dropped_by_ingester: int = 0
 
 
 def ensure_schema(settings: Settings) -> None:
@@ -75,14 +76,19 @@ def store_records(
     raw_records: Sequence[Any],
     default_ids: Sequence[str | None],
     cache: LastCache | None = None,
+    dropped_by_ingester: int = 0,
 ) -> BatchOutcome:
     """Check, store and cache the records of one message; refuse the bad ones, keep the rest.
+
+    dropped_by_ingester is what the message says its sender dropped for a full buffer before
+    it; it is counted once the batch is stored, so a retried batch counts it once. (A message
+    delivered again after its commit counts it again: Redis counts are not transactional.)
 
     Raises:
         StorageUnavailable, sqlalchemy.exc.OperationalError: PostgreSQL failed; nothing of
             this batch is committed and the caller retries it whole.
     """
-    outcome = BatchOutcome()
+    outcome = BatchOutcome(dropped_by_ingester=dropped_by_ingester)
     now = datetime.now(UTC)
     now_us = micros(now)
     good: list[Row] = []
@@ -137,9 +143,16 @@ def _report(outcome: BatchOutcome) -> None:
         "stored_records": outcome.stored,
         "duplicate_records": outcome.duplicates,
         "refused_records": len(outcome.refused),
+        "dropped_by_ingesters": outcome.dropped_by_ingester,
     }
     counters.update(counts)
     _counts_pending.update(counts)
+    if outcome.dropped_by_ingester:
+        logger.warning(
+            "An ingester dropped %d records for a full buffer before this batch "
+            "(its broker was away, or it records faster than it can send)",
+            outcome.dropped_by_ingester,
+        )
     for reason in outcome.refused[:MAX_REFUSALS_LOGGED_PER_BATCH]:
         logger.warning("Record refused: %s", reason)
     if len(outcome.refused) > MAX_REFUSALS_LOGGED_PER_BATCH:

@@ -7,8 +7,9 @@ ingester that millisecond holds the interpreter lock, and an ingester thread tha
 its own: the ingester's sender thread only joins the batch and writes it to a pipe, then waits
 for the relay's one-line answer with the lock released.
 
-Protocol on the relay's stdin: for each batch, a header of two unsigned 32-bit integers (the
-record count and the body's length in bytes), then the body, a JSON array of records. On its
+Protocol on the relay's stdin: for each batch, a header of unsigned integers in network order
+(the record count and the body's length in bytes, 32 bits each, then in 64 bits the records the
+sender dropped since the broker last took a batch), then the body, a JSON array of records. On its
 stdout, one line per batch: "+" when the broker took the message, or "-" and the reason.
 """
 
@@ -32,7 +33,7 @@ from chomp_tasks.errors import PublishFailed
 
 logger = logging.getLogger(__name__)
 
-HEADER = struct.Struct("!II")
+HEADER = struct.Struct("!IIQ")
 # Not `-m chomp_tasks.relay`: the package imports this module, and runpy warns when a module it
 # is asked to run as __main__ is already imported. The relay imports from the ingester's own
 # sys.path, given as its first argument: an ingester started as `python ingest/run.py` finds
@@ -93,7 +94,7 @@ class Relay:
         """Return the relay process's id, or None before the first batch."""
         return self._process.pid if self._process is not None else None
 
-    def __call__(self, batch: list[bytes]) -> None:
+    def __call__(self, batch: list[bytes], dropped: int = 0) -> None:
         """Hand one batch to the relay and wait for its answer.
 
         Raises:
@@ -103,7 +104,7 @@ class Relay:
         process = self._process if self._process is not None else self._start()
         body = encode_body(batch)
         try:
-            _write_all(_fd(process.stdin), HEADER.pack(len(batch), len(body)) + body)
+            _write_all(_fd(process.stdin), HEADER.pack(len(batch), len(body), dropped) + body)
             answer = self._answer(process)
         except OSError as exc:
             self._replace(f"the relay process could not be reached ({exc})")
@@ -231,10 +232,10 @@ def serve(stdin: int, stdout: int) -> int:
     from chomp_tasks.sender import publish_body
 
     while header := _read_exactly(stdin, HEADER.size):
-        count, length = HEADER.unpack(header)
+        count, length, dropped = HEADER.unpack(header)
         body = _read_exactly(stdin, length)
         try:
-            publish_body(body, count)
+            publish_body(body, count, dropped)
         except Exception as exc:
             reason = (str(exc).splitlines() or [type(exc).__name__])[0]
             answer = b"-" + reason.encode("utf-8", "replace")[:MAX_REASON_BYTES]

@@ -8,7 +8,7 @@ import logging
 import os
 import threading
 from collections import deque
-from collections.abc import Callable
+from typing import Protocol
 
 import orjson
 from celery import Celery
@@ -26,8 +26,15 @@ EXIT_FLUSH_SECONDS = 5.0
 RELAY_EXIT_SECONDS = 1.0
 BATCH_TASK = "chomp_tasks.store_request_batch"
 
-Publish = Callable[[list[bytes]], None]
-"""Sends one batch of records, each a JSON array (see request_vitals.Row), as one message."""
+
+class Publish(Protocol):
+    """Sends one batch of records, each a JSON array (see request_vitals.Row), as one message.
+
+    dropped is how many records the sender dropped for a full buffer since the broker last
+    took a batch; the message carries it to the workers, which count it for the cluster.
+    """
+
+    def __call__(self, batch: list[bytes], dropped: int = 0) -> None: ...
 
 
 def publisher_for(app: Celery) -> Publish:
@@ -36,35 +43,37 @@ def publisher_for(app: Celery) -> Publish:
     The function raises when the broker cannot take the message; the sender then retries.
     """
 
-    def publish(batch: list[bytes]) -> None:
-        send_body(app, encode_body(batch), len(batch))
+    def publish(batch: list[bytes], dropped: int = 0) -> None:
+        send_body(app, encode_body(batch), len(batch), dropped)
 
     return publish
 
 
-def send_body(app: Celery, body: bytes, count: int) -> None:
+def send_body(app: Celery, body: bytes, count: int, dropped: int = 0) -> None:
     """Send records already encoded as one JSON array as one `store_request_batch` message."""
+    kwargs = {"dropped": dropped} if dropped else {}
     # argsrepr is given so that Celery does not build a repr of every record.
     app.send_task(
         BATCH_TASK,
         args=(orjson.Fragment(body),),
+        kwargs=kwargs,
         serializer=BATCH_SERIALIZER,
         argsrepr=f"<{count} records>",
-        kwargsrepr="{}",
+        kwargsrepr=repr(kwargs),
         retry=False,
     )
 
 
-def publish_body(body: bytes, count: int) -> None:
+def publish_body(body: bytes, count: int, dropped: int = 0) -> None:
     """Send one encoded batch through the chomp_tasks Celery app."""
     from chomp_tasks.app import app
 
-    send_body(app, body, count)
+    send_body(app, body, count, dropped)
 
 
-def publish_batch(batch: list[bytes]) -> None:
+def publish_batch(batch: list[bytes], dropped: int = 0) -> None:
     """Send one batch through the chomp_tasks Celery app, from this process."""
-    publish_body(encode_body(batch), len(batch))
+    publish_body(encode_body(batch), len(batch), dropped)
 
 
 def prepare_publishing() -> None:
@@ -112,6 +121,7 @@ class Sender:
         self.delivered = 0
         self.dropped = 0
         self._dropped_logged = 0
+        self._dropped_sent = 0
 
     def submit(self, record: bytes) -> None:
         """Buffer one record, encoded as a JSON array (see request_vitals.Row).
@@ -193,8 +203,9 @@ class Sender:
                 self._pending = self._take(send_partial)
                 if not self._pending:
                     return
+            dropped = self.dropped - self._dropped_sent
             try:
-                self.publish(self._pending)
+                self.publish(self._pending, dropped)
             except Exception as exc:
                 if not failing:
                     logger.warning(
@@ -211,6 +222,7 @@ class Sender:
                 logger.info("Broker reachable again, delivering held records")
                 failing = False
                 backoff = BACKOFF_START_SECONDS
+            self._dropped_sent += dropped
             self._settle(len(self._pending))
             send_partial = self._flushing.is_set()
 

@@ -12,6 +12,7 @@ from celery import Task
 from chomp_tasks.app import BATCH_SERIALIZER, app
 from chomp_tasks.config import get_settings
 from chomp_tasks.errors import StorageUnavailable
+from chomp_tasks.names import shorten
 from chomp_tasks.request_vitals import FIELDS, ID
 
 logger = logging.getLogger(__name__)
@@ -89,12 +90,21 @@ def monitor_request(
 @app.task(
     bind=True, name="chomp_tasks.store_request_batch", serializer=BATCH_SERIALIZER, max_retries=None
 )
-def store_request_batch(self: Task, records: Any) -> None:
+def store_request_batch(self: Task, records: Any, dropped: Any = 0) -> None:
     """Store a batch of request vitals records sent by `Monitor`, in one write per batch.
 
     Each record is a row (a JSON array in the order of `request_vitals.FIELDS`, as Monitor
-    sends it) or an object of named fields, as `monitor_request` takes them.
+    sends it) or an object of named fields, as `monitor_request` takes them. dropped is how
+    many records the sender dropped for a full buffer since its previous batch; it is added
+    to the cluster's count `dropped_by_ingesters`.
     """
+    if isinstance(dropped, bool) or not isinstance(dropped, int) or dropped < 0:
+        logger.warning(
+            "Batch %s: dropped must be a whole number >= 0, got %s; the count is left out",
+            self.request.id,
+            shorten(repr(dropped)),
+        )
+        dropped = 0
     if not isinstance(records, list):
         from chomp_tasks.collector import count_refused_message
 
@@ -112,15 +122,17 @@ def store_request_batch(self: Task, records: Any) -> None:
             if base is None:
                 base = uuid.UUID(self.request.id) if _is_uuid(self.request.id) else uuid.uuid4()
             default_ids[i] = uuid.uuid5(base, str(i)).hex
-    _store(self, records, default_ids)
+    _store(self, records, default_ids, dropped)
 
 
-def _store(task: Task, records: list[Any], default_ids: Sequence[str | None]) -> None:
+def _store(
+    task: Task, records: list[Any], default_ids: Sequence[str | None], dropped: int = 0
+) -> None:
     from chomp_tasks.collector import store_records
     from chomp_tasks.storage.outage import OUTAGE_ERRORS, note_recovery
 
     try:
-        store_records(get_settings(), records, default_ids)
+        store_records(get_settings(), records, default_ids, dropped_by_ingester=dropped)
     except OUTAGE_ERRORS as exc:
         retry_on_outage(task, exc)
     note_recovery()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import os
+from typing import Any
 
 import orjson
 import redis
@@ -29,14 +30,22 @@ class Broker:
 
         self.publish = publisher_for(self.app)
 
-    def batches(self) -> list[list[str]]:
-        """Return the record ids of each message in the queue, oldest first."""
+    def messages(self) -> list[tuple[list[Any], dict[str, Any]]]:
+        """Return the args and kwargs of each message in the queue, oldest first."""
         found = []
         for raw in reversed(self.client.lrange(self.queue, 0, -1)):
             message = orjson.loads(raw)
-            body = orjson.loads(base64.b64decode(message["body"]))
-            found.append([row[ID] for row in body[0][0]])
+            args, kwargs, _ = orjson.loads(base64.b64decode(message["body"]))
+            found.append((args, kwargs))
         return found
+
+    def batches(self) -> list[list[str]]:
+        """Return the record ids of each message in the queue, oldest first."""
+        return [[row[ID] for row in args[0]] for args, _ in self.messages()]
+
+    def dropped_reported(self) -> int:
+        """Return the sum of the drop counts the messages in the queue carry."""
+        return sum(kwargs.get("dropped", 0) for _, kwargs in self.messages())
 
     def delivered_ids(self) -> list[str]:
         return [record_id for batch in self.batches() for record_id in batch]

@@ -131,6 +131,35 @@ def test_bad_input_is_refused_with_a_clear_message_and_spares_good_records(
     assert "Doorway" in names and not names & (bad_names | {"Pickled"})
 
 
+def test_records_ingesters_dropped_are_counted_for_the_cluster(
+    run_env: dict[str, str], tmp_path: Path, engine: sa.Engine, workers: list[Worker]
+) -> None:
+    queue = f"chomp_test_drops_{RUN_ID}"
+    worker = start_worker(worker_env(run_env, queue=queue), tmp_path, f"drops-{RUN_ID}")
+    workers.append(worker)
+    worker.wait_ready()
+    traffic = Traffic(run_env["CHOMP_BROKER_URL"], queue, "Dropping")
+    before = counts(run_env).get("dropped_by_ingesters", 0)
+    batch = "chomp_tasks.store_request_batch"
+
+    for dropped in (5, "many", -1):
+        records = [good(resource_name="Dropping", id=uuid.uuid4().hex) for _ in range(2)]
+        traffic.app.send_task(
+            batch, args=(records,), kwargs={"dropped": dropped}, serializer="chomp-json"
+        )
+
+    # A count that is no count is left out, and the records beside it are stored all the same.
+    wait_for(lambda: len(stored_ids(engine, "Dropping")) == 6, what="the 6 records")
+    wait_for(
+        lambda: counts(run_env).get("dropped_by_ingesters", 0) - before == 5,
+        what="the 5 dropped records counted",
+    )
+    log = worker.log()
+    assert "An ingester dropped 5 records for a full buffer" in log
+    assert "dropped must be a whole number >= 0, got 'many'" in log
+    assert "got -1; the count is left out" in log
+
+
 SECRET = f"Pw-{RUN_ID}"
 
 

@@ -98,6 +98,8 @@ def test_overflow_drops_the_oldest_records_and_counts_them(
     stats = sender.stats()
     delivered = broker.delivered_ids()
     assert stats["dropped"] == 2500 - len(delivered) > 0
+    # The messages carry the drops to the workers, which count them for the cluster.
+    assert broker.dropped_reported() == stats["dropped"]
     # What survives is the one batch taken before the outage was seen, then the newest ones.
     assert delivered[-1000:] == [r[ID] for r in sent[-1000:]]
     assert "dropped" in caplog.text
