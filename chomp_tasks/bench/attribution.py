@@ -13,7 +13,10 @@ import math
 import time
 from bisect import bisect_left
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from chomp_tasks.sender import Sender
 
 STALL_LIMIT_NS = 1_000_000
 # The sender takes a batch from its buffer just before it publishes, and settles it just after.
@@ -26,15 +29,15 @@ Call = tuple[int, int]
 class PublishWatch:
     """Wrap a sender's publish to record when each batch was published and its thread's CPU."""
 
-    def __init__(self, sender: Any) -> None:
+    def __init__(self, sender: Sender) -> None:
         self.cpu_ns: list[int] = []
         self.windows: list[tuple[int, int]] = []
         publish = sender.publish
 
-        def watched(batch: list[bytes]) -> None:
+        def watched(batch: list[bytes], dropped: int = 0) -> None:
             started, cpu = time.perf_counter_ns(), time.thread_time_ns()
             try:
-                publish(batch)
+                publish(batch, dropped)
             finally:
                 self.cpu_ns.append(time.thread_time_ns() - cpu)
                 self.windows.append((started, time.perf_counter_ns()))
