@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 import time
@@ -30,7 +31,14 @@ def sample_cost(samples: int) -> dict[str, Any]:
         child.start()
     try:
         pid = os.getpid()
-        previous, _ = measure("bench", None, pid, ())
+        # The priming sample has no snapshot before it, which the sampler warns about.
+        vitals_logger = logging.getLogger("chomp_tasks.instance_vitals")
+        level = vitals_logger.level
+        vitals_logger.setLevel(logging.ERROR)
+        try:
+            previous, _ = measure("bench", None, pid, ())
+        finally:
+            vitals_logger.setLevel(level)
 
         def one_sample() -> None:
             nonlocal previous
