@@ -238,3 +238,30 @@ def test_a_relay_that_cannot_start_says_where_its_error_is_and_what_else_to_use(
 
     assert "stderr" in str(caught.value) and "CHOMP_SENDER=thread" in str(caught.value)
     assert broker.delivered_ids() == []
+
+
+def test_a_stop_signal_to_the_whole_group_still_delivers_what_the_ingester_holds(
+    broker: Broker,
+) -> None:
+    # As systemd stops a service: SIGTERM to every process of it, the relay included. The
+    # ingester exits cleanly on it, and its exit flush still needs a relay.
+    code = """
+        import signal, sys, time
+        from chomp_tasks import Monitor
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        monitor = Monitor("StoppedIngester")
+        monitor.start_timer()
+        monitor.stop_timer(0, 200)
+        assert monitor.flush(timeout=30)
+        for i in range(1, 500):
+            monitor.start_timer()
+            monitor.stop_timer(i, 200)
+        print("buffered", flush=True)
+        time.sleep(60)
+    """
+    with ingester(broker, code, CHOMP_BATCH_AGE="5") as process:
+        assert report(process) == "buffered"
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=20)
+
+    assert len(set(broker.delivered_ids())) == 500
