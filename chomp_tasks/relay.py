@@ -148,14 +148,14 @@ class Relay:
                 self._replace(f"the relay did not answer in {self.answer_timeout_seconds:g} s")
             chunk = os.read(fd, 4096)
             if not chunk:
-                code = process.wait()
-                if self._answered:
-                    self._replace(f"the relay process exited with code {code}")
-                self._replace(
-                    f"the relay process ({sys.executable} -c ...) exited with code {code} before "
-                    "its first answer; its error is above on this process's stderr. "
-                    "CHOMP_SENDER=thread publishes from this process instead"
-                )
+                reason = f"the relay process exited with code {process.wait()}"
+                if not self._answered:
+                    reason += (
+                        f" before its first answer ({sys.executable} -c ...); its error is "
+                        "above on this process's stderr. CHOMP_SENDER=thread publishes from "
+                        "this process instead"
+                    )
+                self._replace(reason)
             self._answers += chunk
         line, self._answers = self._answers.split(b"\n", 1)
         self._answered = True
