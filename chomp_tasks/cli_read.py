@@ -112,9 +112,10 @@ def _schema_table(described: dict[str, dict[str, Any]]) -> str:
 
 
 def _report(args: argparse.Namespace, settings: Settings) -> int:
-    from chomp_tasks.report import REPORT_COLUMNS, parse_since, read_report
+    from chomp_tasks.durations import parse_duration
+    from chomp_tasks.report import REPORT_COLUMNS, read_report
 
-    rows = read_report(settings, parse_since(args.since))
+    rows = read_report(settings, parse_duration(args.since))
     _emit(rows, args.format, lambda r: format_table(r, REPORT_COLUMNS))
     return 0
 

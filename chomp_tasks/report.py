@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
 from chomp_tasks.config import Settings
-from chomp_tasks.errors import InvalidQuery
 from chomp_tasks.last import iso_utc
-from chomp_tasks.names import shorten
 from chomp_tasks.reading import read_connection
 
 REPORT_COLUMNS = (
@@ -26,27 +23,10 @@ REPORT_COLUMNS = (
     "bytes_total",
     "bytes_avg",
 )
-_DURATION = re.compile(r"^(\d{1,6})([smhdw])$")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
 _REPORT = sa.text(
     f"SELECT {', '.join(REPORT_COLUMNS)} FROM chomp_request_hourly "
     "WHERE hour >= :start ORDER BY resource, hour"
 )
-
-
-def parse_since(text: str) -> timedelta:
-    """Read a duration such as 90s, 30m, 1h, 2d or 1w.
-
-    Raises:
-        InvalidQuery: the text is not a whole number followed by s, m, h, d or w.
-    """
-    match = _DURATION.match(text.strip())
-    if match is None or int(match.group(1)) == 0:
-        raise InvalidQuery(
-            f"duration {shorten(text)!r} must be a positive whole number followed by "
-            "s, m, h, d or w, such as 30m or 1h"
-        )
-    return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
 
 
 def read_report(
