@@ -1,4 +1,4 @@
-"""The chomp-tasks command: migrate the database and read what the workers stored."""
+"""The chomp-tasks command: migrate and prune the database, and read what the workers stored."""
 
 from __future__ import annotations
 
@@ -45,6 +45,32 @@ def _stats(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _prune(args: argparse.Namespace, settings: Settings) -> int:
+    from datetime import UTC, datetime
+
+    import sqlalchemy as sa
+
+    from chomp_tasks.durations import parse_duration
+    from chomp_tasks.errors import StorageUnavailable
+    from chomp_tasks.storage import get_engine
+    from chomp_tasks.storage.engine import driver_reason
+    from chomp_tasks.storage.retention import prune
+
+    cutoff = datetime.now(UTC) - parse_duration(args.older_than)
+    try:
+        pruned = prune(get_engine(settings), cutoff, dry_run=args.dry_run)
+    except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+        raise StorageUnavailable(f"the database is unreachable: {driver_reason(exc)}") from None
+    report = {
+        "cutoff": cutoff.isoformat().replace("+00:00", "Z"),
+        "dry_run": args.dry_run,
+        "rows": sum(p.rows for p in pruned),
+        "tables": {p.table: p.rows for p in pruned if p.rows},
+    }
+    print(json.dumps(report, indent=2))
+    return 0
+
+
 def _bench(args: argparse.Namespace, settings: Settings) -> int:
     from chomp_tasks.bench import run_bench
 
@@ -75,6 +101,18 @@ def build_parser() -> argparse.ArgumentParser:
         "records ingesters dropped",
     )
     stats.set_defaults(run=_stats)
+
+    prune = commands.add_parser(
+        "prune",
+        help="delete the stored rows older than a duration from every monitor table",
+    )
+    prune.add_argument(
+        "--older-than", required=True, help="how old a row must be to go, such as 30d or 12w"
+    )
+    prune.add_argument(
+        "--dry-run", action="store_true", help="count the rows that would go; delete nothing"
+    )
+    prune.set_defaults(run=_prune)
 
     bench = commands.add_parser(
         "bench", help="measure monitoring cost and storage speed on the local services"

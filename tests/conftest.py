@@ -100,6 +100,16 @@ def engine(settings):  # type: ignore[no-untyped-def]
     return get_engine(settings)
 
 
+@pytest.fixture
+def fresh_database() -> Iterator[str]:
+    """Return the name of a database no test has made yet; it is dropped afterwards."""
+    name = f"chomp_test_{RUN_ID}_fresh"
+    yield name
+    admin = sa.create_engine(f"{POSTGRES_URL}/postgres", poolclass=sa.pool.NullPool)
+    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
 @pytest.fixture(scope="session")
 def cache_client() -> redis.Redis:
     """Return a client of this run's Redis database."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,15 +13,6 @@ import sqlalchemy as sa
 from chomp_tasks.config import Settings
 from tests.conftest import RUN_ID
 from tests.services import POSTGRES_URL, Worker, start_worker, wait_for
-
-
-@pytest.fixture
-def fresh_database() -> Iterator[str]:
-    name = f"chomp_test_{RUN_ID}_fresh"
-    yield name
-    admin = sa.create_engine(f"{POSTGRES_URL}/postgres", poolclass=sa.pool.NullPool)
-    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def test_concurrent_migrations_on_a_missing_database_all_succeed(
