@@ -20,7 +20,6 @@ class Pruned:
     """The rows of one monitor table that were older than the cutoff."""
 
     table: str
-    kind: str
     rows: int
 
 
@@ -57,7 +56,7 @@ def prune(
             rows = _delete_in_chunks(engine, table, cutoff, chunk_rows)
         if rows:
             logger.info("%s: %d rows older than %s", monitor.name, rows, cutoff.isoformat())
-        pruned.append(Pruned(monitor.name, monitor.kind, int(rows or 0)))
+        pruned.append(Pruned(monitor.name, int(rows or 0)))
     return pruned
 
 
