@@ -139,30 +139,6 @@ def test_the_relay_exits_when_its_ingester_is_killed(broker: Broker) -> None:
     assert len(broker.delivered_ids()) == 1
 
 
-def test_ctrl_c_still_delivers_what_the_ingester_holds(broker: Broker) -> None:
-    # The batch age is long, so the records are still buffered when Ctrl-C comes; the signal
-    # reaches the relay too (one process group), and the exit flush still needs it.
-    code = """
-        import time
-        from chomp_tasks import Monitor
-        monitor = Monitor("InterruptedIngester")
-        monitor.start_timer()
-        monitor.stop_timer(0, 200)
-        assert monitor.flush(timeout=30)
-        for i in range(1, 500):
-            monitor.start_timer()
-            monitor.stop_timer(i, 200)
-        print("buffered", flush=True)
-        time.sleep(60)
-    """
-    with ingester(broker, code, CHOMP_BATCH_AGE="5") as process:
-        assert report(process) == "buffered"
-        os.killpg(process.pid, signal.SIGINT)
-        process.wait(timeout=20)
-
-    assert len(set(broker.delivered_ids())) == 500
-
-
 def test_a_forked_ingester_has_a_relay_of_its_own(broker: Broker) -> None:
     code = """
         import os, time
@@ -240,28 +216,33 @@ def test_a_relay_that_cannot_start_says_where_its_error_is_and_what_else_to_use(
     assert broker.delivered_ids() == []
 
 
-def test_a_stop_signal_to_the_whole_group_still_delivers_what_the_ingester_holds(
-    broker: Broker,
-) -> None:
-    # As systemd stops a service: SIGTERM to every process of it, the relay included. The
-    # ingester exits cleanly on it, and its exit flush still needs a relay.
-    code = """
-        import signal, sys, time
-        from chomp_tasks import Monitor
-        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-        monitor = Monitor("StoppedIngester")
+# The batch age is long, so the records are still buffered when the signal comes, and the
+# signal reaches the relay too (one process group): the exit flush still needs a relay.
+# Ctrl-C: the relay ignores it. SIGTERM to every process, as systemd stops a service: the
+# relay dies, the ingester exits cleanly, and its exit flush starts another relay.
+STOPPABLE_INGESTER = """
+    import signal, sys, time
+    from chomp_tasks import Monitor
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    monitor = Monitor("StoppedIngester")
+    monitor.start_timer()
+    monitor.stop_timer(0, 200)
+    assert monitor.flush(timeout=30)
+    for i in range(1, 500):
         monitor.start_timer()
-        monitor.stop_timer(0, 200)
-        assert monitor.flush(timeout=30)
-        for i in range(1, 500):
-            monitor.start_timer()
-            monitor.stop_timer(i, 200)
-        print("buffered", flush=True)
-        time.sleep(60)
-    """
-    with ingester(broker, code, CHOMP_BATCH_AGE="5") as process:
+        monitor.stop_timer(i, 200)
+    print("buffered", flush=True)
+    time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_stop_signal_to_the_whole_group_still_delivers_what_the_ingester_holds(
+    broker: Broker, stop: signal.Signals
+) -> None:
+    with ingester(broker, STOPPABLE_INGESTER, CHOMP_BATCH_AGE="5") as process:
         assert report(process) == "buffered"
-        os.killpg(process.pid, signal.SIGTERM)
+        os.killpg(process.pid, stop)
         process.wait(timeout=20)
 
     assert len(set(broker.delivered_ids())) == 500

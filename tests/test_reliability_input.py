@@ -67,6 +67,17 @@ def publish_raw(broker_url: str, queue: str, body: bytes, content_type: str, tas
         )
 
 
+def worker_of_its_own_queue(
+    run_env: dict[str, str], tmp_path: Path, workers: list[Worker], label: str
+) -> tuple[Worker, str]:
+    """Start a worker that alone consumes a queue of this test's; return it and the queue."""
+    queue = f"chomp_test_{label}_{RUN_ID}"
+    worker = start_worker(worker_env(run_env, queue=queue), tmp_path, f"{label}-{RUN_ID}")
+    workers.append(worker)
+    worker.wait_ready()
+    return worker, queue
+
+
 def counts(env: dict[str, str]) -> dict[str, int]:
     stats = json.loads(run_cli(env, "stats", check=True).stdout)
     return {k: int(v) for k, v in stats.items()}
@@ -77,10 +88,7 @@ def test_bad_input_is_refused_with_a_clear_message_and_spares_good_records(
 ) -> None:
     import pickle
 
-    queue = f"chomp_test_input_{RUN_ID}"
-    worker = start_worker(worker_env(run_env, queue=queue), tmp_path, f"input-{RUN_ID}")
-    workers.append(worker)
-    worker.wait_ready()
+    worker, queue = worker_of_its_own_queue(run_env, tmp_path, workers, "input")
     traffic = Traffic(run_env["CHOMP_BROKER_URL"], queue, "Doorway")
     before = counts(run_env)
     direct = "chomp_tasks.monitor_request"
@@ -134,10 +142,7 @@ def test_bad_input_is_refused_with_a_clear_message_and_spares_good_records(
 def test_records_ingesters_dropped_are_counted_for_the_cluster(
     run_env: dict[str, str], tmp_path: Path, engine: sa.Engine, workers: list[Worker]
 ) -> None:
-    queue = f"chomp_test_drops_{RUN_ID}"
-    worker = start_worker(worker_env(run_env, queue=queue), tmp_path, f"drops-{RUN_ID}")
-    workers.append(worker)
-    worker.wait_ready()
+    worker, queue = worker_of_its_own_queue(run_env, tmp_path, workers, "drops")
     traffic = Traffic(run_env["CHOMP_BROKER_URL"], queue, "Dropping")
     before = counts(run_env).get("dropped_by_ingesters", 0)
     batch = "chomp_tasks.store_request_batch"
